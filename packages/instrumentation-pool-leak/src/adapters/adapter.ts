@@ -1,0 +1,34 @@
+import type { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
+import type { LeaseCore } from '../lease-core';
+import type { PoolLibrary } from '../types';
+
+/** Wrapping helpers of the instrumentation (shimmer, as InstrumentationBase exposes them). */
+export interface Patcher {
+  wrap<Target extends object, Name extends keyof Target>(
+    target: Target,
+    name: Name,
+    wrapper: (original: Target[Name]) => Target[Name],
+  ): void;
+  unwrap<Target extends object>(target: Target, name: keyof Target): void;
+}
+
+/** What an adapter receives: the lease core (created lazily) and the patcher. */
+export interface AdapterContext {
+  readonly core: () => LeaseCore;
+  readonly patcher: Patcher;
+}
+
+/**
+ * Translates one pool library's acquire and release points into calls on the lease API. An
+ * adapter knows nothing about spans, stacks or timing.
+ */
+export interface PoolAdapter {
+  readonly library: PoolLibrary;
+  moduleDefinitions(context: AdapterContext): InstrumentationNodeModuleDefinition[];
+}
+
+/** ESM namespace objects of CommonJS modules carry the exports under `default`. */
+export function commonJsExports<T>(moduleExports: T | { default: T }): T {
+  const namespace = moduleExports as { [Symbol.toStringTag]?: unknown; default?: T };
+  return namespace[Symbol.toStringTag] === 'Module' && namespace.default !== undefined ? namespace.default : (moduleExports as T);
+}

@@ -1,0 +1,28 @@
+// The parts of pg-pool 3.x this adapter touches. Internal to the adapter; never exported.
+
+export type PgConnectCallback = (error: Error | undefined, client?: PgPoolClient, done?: PgRelease) => void;
+export type PgRelease = (error?: Error | boolean) => void;
+
+export interface PgPoolClient {
+  release: PgRelease;
+}
+
+export interface PgPoolOptions {
+  host?: string;
+  port?: number | string;
+  database?: string;
+  connectionString?: string;
+  max?: number;
+}
+
+export interface PgPool {
+  readonly options: PgPoolOptions;
+  readonly waitingCount: number;
+  readonly idleCount: number;
+  readonly totalCount: number;
+  connect(callback?: PgConnectCallback): Promise<PgPoolClient> | undefined;
+}
+
+export interface PgPoolConstructor {
+  prototype: PgPool;
+}

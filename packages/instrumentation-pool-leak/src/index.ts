@@ -1,0 +1,3 @@
+export { PoolLeakInstrumentation } from './instrumentation';
+export { POOL_LIBRARIES } from './types';
+export type { PoolLeakInstrumentationConfig, PoolLibrary } from './types';

@@ -1,0 +1,91 @@
+import { trace, type TracerProvider } from '@opentelemetry/api';
+import { InstrumentationBase, type InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
+import type { AdapterContext, Patcher } from './adapters/adapter';
+import { ADAPTERS } from './adapters';
+import { resolveConfig, type ResolvedConfig } from './config';
+import { LeaseCore } from './lease-core';
+import { createStackCapture, NO_STACK_CAPTURE, type StackCapture } from './stack';
+import type { PoolLeakInstrumentationConfig } from './types';
+import { PACKAGE_NAME, PACKAGE_VERSION } from './version';
+
+/**
+ * OpenTelemetry instrumentation for Node.js connection pools. Every checkout becomes a
+ * `<library> checkout` span that lasts until the connection is checked in, carrying the stack
+ * and call site of the code that took the connection.
+ *
+ * @example
+ * ```ts
+ * import { registerInstrumentations } from '@opentelemetry/instrumentation';
+ * import { PoolLeakInstrumentation } from 'opentelemetry-instrumentation-pool-leak';
+ *
+ * registerInstrumentations({ instrumentations: [new PoolLeakInstrumentation()] });
+ * ```
+ */
+export class PoolLeakInstrumentation extends InstrumentationBase<PoolLeakInstrumentationConfig> {
+  // `declare` keeps these out of the emitted class fields: the base constructor already calls
+  // setConfig(), init() and enable(), and field initialisers would run after it and wipe them.
+  private declare settings: ResolvedConfig;
+  private declare core: LeaseCore | undefined;
+  private declare explicitProvider: TracerProvider | undefined;
+
+  constructor(config: PoolLeakInstrumentationConfig = {}) {
+    super(PACKAGE_NAME, PACKAGE_VERSION, config);
+  }
+
+  /** Applies options; `OTEL_POOL_LEAK_ENABLED=false` forces `enabled: false`. */
+  override setConfig(config: PoolLeakInstrumentationConfig = {}): void {
+    this.settings = resolveConfig(config);
+    super.setConfig(this.settings.killSwitch ? { ...config, enabled: false } : config);
+    this.core?.setStackCapture(this.stackCaptureFor(this.settings));
+  }
+
+  override setTracerProvider(tracerProvider: TracerProvider): void {
+    super.setTracerProvider(tracerProvider);
+    this.explicitProvider = tracerProvider;
+  }
+
+  /** Patches the enabled libraries; does nothing while `OTEL_POOL_LEAK_ENABLED=false`. */
+  override enable(): void {
+    if (this.settings.killSwitch) {
+      this._diag.debug('OTEL_POOL_LEAK_ENABLED=false: nothing is patched');
+      return;
+    }
+    super.enable();
+  }
+
+  /** Restores every patched function and the tracer provider's own shutdown. */
+  override disable(): void {
+    super.disable();
+    this.core?.detachFromProvider();
+  }
+
+  protected override init(): InstrumentationNodeModuleDefinition[] {
+    const patcher: Patcher = {
+      wrap: (target, name, wrapper) => {
+        this._wrap(target, name, wrapper);
+      },
+      unwrap: (target, name) => this._unwrap(target, name),
+    };
+    const adapterContext: AdapterContext = { core: () => this.leaseCore(), patcher };
+    return ADAPTERS.filter((adapter) => this.settings.libraries.has(adapter.library)).flatMap((adapter) =>
+      adapter.moduleDefinitions(adapterContext),
+    );
+  }
+
+  /** Created on first use: patches can run inside the base constructor, before ours. */
+  private leaseCore(): LeaseCore {
+    this.core ??= new LeaseCore({
+      tracer: () => this.tracer,
+      tracerProvider: () => this.explicitProvider ?? trace.getTracerProvider(),
+      stackCapture: this.stackCaptureFor(this.settings),
+      diag: this._diag,
+    });
+    return this.core;
+  }
+
+  private stackCaptureFor(settings: ResolvedConfig): StackCapture {
+    return settings.stackFrames === 0
+      ? NO_STACK_CAPTURE
+      : createStackCapture({ maxFrames: settings.stackFrames, ownDir: __dirname });
+  }
+}

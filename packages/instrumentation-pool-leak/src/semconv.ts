@@ -1,0 +1,22 @@
+// Attribute and event names of the product contract (DESIGN.md, "Public names").
+//
+// Stable semantic-convention names come from @opentelemetry/semantic-conventions. Names that are
+// still "development" upstream are copied here, as the contrib packages do, so that an upstream
+// rename cannot silently change what users' dashboards query.
+
+/** Incubating semconv: `db.client.connection.pool.name`. */
+export const ATTR_DB_CLIENT_CONNECTION_POOL_NAME = 'db.client.connection.pool.name';
+/** Incubating semconv: `db.client.connection.max`. */
+export const ATTR_DB_CLIENT_CONNECTION_MAX = 'db.client.connection.max';
+
+export const ATTR_POOL_LIBRARY = 'pool.library';
+export const ATTR_POOL_WAIT_MS = 'pool.wait_ms';
+export const ATTR_POOL_HELD_MS = 'pool.held_ms';
+export const ATTR_POOL_PENDING_AT_REQUEST = 'pool.pending_at_request';
+/** Set on the checkout span when the checkin asked the pool to destroy the connection. */
+export const ATTR_POOL_CHECKIN_DESTROYED = 'pool.checkin.destroyed';
+export const ATTR_POOL_RELEASE_REASON = 'pool.release.reason';
+export const ATTR_POOL_RELEASE_STACKTRACE = 'pool.release.stacktrace';
+
+export const EVENT_POOL_ACQUIRED = 'pool.acquired';
+export const EVENT_POOL_RELEASE_INVALID = 'pool.release.invalid';

@@ -1,0 +1,64 @@
+import type { Attributes } from '@opentelemetry/api';
+import {
+  ATTR_DB_NAMESPACE,
+  ATTR_DB_SYSTEM_NAME,
+  ATTR_SERVER_ADDRESS,
+  ATTR_SERVER_PORT,
+} from '@opentelemetry/semantic-conventions';
+import { ATTR_DB_CLIENT_CONNECTION_POOL_NAME, ATTR_POOL_LIBRARY } from './semconv';
+import type { Lease } from './lease';
+import type { PoolLibrary } from './types';
+
+/**
+ * What an adapter can say about a pool. Everything but `library` is optional; credentials and
+ * connection strings never belong here.
+ */
+export interface PoolDescription {
+  readonly library: PoolLibrary;
+  /** Semconv `db.system.name`, e.g. `postgresql`. */
+  readonly dbSystem?: string | undefined;
+  readonly serverAddress?: string | undefined;
+  readonly serverPort?: number | undefined;
+  /** Semconv `db.namespace` (the database name). */
+  readonly namespace?: string | undefined;
+  /** The pool's own name, when the library lets users name pools. */
+  readonly name?: string | undefined;
+  /** Upper bound of connections, when the library exposes it. */
+  readonly maxConnections?: number | undefined;
+}
+
+/** A pool the instrumentation has seen: its fixed span attributes and its open leases. */
+export class TrackedPool {
+  readonly spanName: string;
+  /** Built once per pool and shared by every checkout span of it. */
+  readonly attributes: Readonly<Attributes>;
+  readonly poolName: string;
+  /** Leases requested and not yet ended, oldest first (a Set keeps insertion order). */
+  readonly openLeases = new Set<Lease>();
+
+  constructor(readonly description: PoolDescription) {
+    this.spanName = `${description.library} checkout`;
+    this.poolName = poolNameOf(description);
+    const attributes: Attributes = {
+      [ATTR_POOL_LIBRARY]: description.library,
+      [ATTR_DB_CLIENT_CONNECTION_POOL_NAME]: this.poolName,
+    };
+    if (description.dbSystem !== undefined) attributes[ATTR_DB_SYSTEM_NAME] = description.dbSystem;
+    if (description.serverAddress !== undefined) attributes[ATTR_SERVER_ADDRESS] = description.serverAddress;
+    if (description.serverPort !== undefined) attributes[ATTR_SERVER_PORT] = description.serverPort;
+    if (description.namespace !== undefined) attributes[ATTR_DB_NAMESPACE] = description.namespace;
+    this.attributes = Object.freeze(attributes);
+  }
+}
+
+/**
+ * The pool's own name, else semconv's fallback `server.address:server.port/db.namespace`, else
+ * the library name (an in-memory generic pool has no server).
+ */
+export function poolNameOf(description: PoolDescription): string {
+  if (description.name !== undefined && description.name !== '') return description.name;
+  if (description.serverAddress === undefined) return description.library;
+  const port = description.serverPort === undefined ? '' : `:${description.serverPort}`;
+  const namespace = description.namespace === undefined || description.namespace === '' ? '' : `/${description.namespace}`;
+  return `${description.serverAddress}${port}${namespace}`;
+}
