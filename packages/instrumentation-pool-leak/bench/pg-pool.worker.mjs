@@ -1,0 +1,168 @@
+// Child process of pg-pool.bench.mjs: measures one variant and sends the numbers back over IPC.
+// Usage (from the parent only): fork(this file, [variantName]) with POOL_LEAK_BENCH_PG set.
+import { createRequire } from 'node:module';
+import { Bench } from 'tinybench';
+import { BASELINE, TASKS, variantNamed } from './cases.mjs';
+
+const require = createRequire(import.meta.url);
+
+const POOL_MAX = 4;
+// Per task; 4 variants x 2 tasks x 3 rounds then take about a minute on a slow two-core machine.
+const TIME_MS = 1500;
+const WARMUP_MS = 500;
+// After the results are sent the process should end by itself; if something still holds the
+// event loop, say so instead of letting the parent wait for its timeout.
+const EXIT_GRACE_MS = 5000;
+
+const variant = variantNamed(process.argv[2]);
+
+async function main() {
+  const connection = JSON.parse(process.env.POOL_LEAK_BENCH_PG ?? 'null');
+  if (connection === null) throw new Error('POOL_LEAK_BENCH_PG is not set; run pg-pool.bench.mjs instead');
+  const tracing = registerTracing();
+  // Constructed before `pg` is required: the patch is applied when require-in-the-middle sees it.
+  const instrumentation = variant.instrument();
+  // What registerInstrumentations / NodeSDK do; skips the global ProxyTracer on every span.
+  instrumentation?.setTracerProvider(tracing.provider);
+  const pg = require('pg');
+  const pool = new pg.Pool({ ...connection, max: POOL_MAX });
+  try {
+    await fillPool(pool);
+    const results = await measure(pool, tracing);
+    await send({ variant: variant.name, results });
+  } finally {
+    await pool.end();
+    await tracing.provider.shutdown();
+    instrumentation?.disable();
+  }
+}
+
+/**
+ * The real SDK path a span takes in production, minus the network: SimpleSpanProcessor hands
+ * every ended span to an exporter that only counts it.
+ */
+function registerTracing() {
+  const { context, trace } = require('@opentelemetry/api');
+  const { AsyncLocalStorageContextManager } = require('@opentelemetry/context-async-hooks');
+  const { SimpleSpanProcessor, TracerProvider } = require('@opentelemetry/sdk-trace');
+  const exporter = new CountingExporter();
+  const provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter })] });
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  trace.setGlobalTracerProvider(provider);
+  return { provider, exporter };
+}
+
+class CountingExporter {
+  spans = 0;
+
+  export(spans, resultCallback) {
+    this.spans += spans.length;
+    resultCallback({ code: 0 }); // ExportResultCode.SUCCESS
+  }
+
+  shutdown() {
+    return Promise.resolve();
+  }
+}
+
+/** Opens all POOL_MAX connections up front, so no measured checkout pays for a connect. */
+async function fillPool(pool) {
+  const clients = await Promise.all(Array.from({ length: POOL_MAX }, () => pool.connect()));
+  await Promise.all(clients.map((client) => client.query('SELECT 1')));
+  for (const client of clients) client.release();
+}
+
+async function measure(pool, tracing) {
+  const tracer = tracing.provider.getTracer('pool-leak-bench');
+  const bench = new Bench({ time: TIME_MS, warmupTime: WARMUP_MS, throws: true });
+  const counter = { iterations: 0 };
+  for (const task of TASKS) bench.add(task.name, asRequest(tracer, counter, () => task.run(pool)));
+  const spansPerIteration = new Map();
+  for (const task of bench.tasks) {
+    task.addEventListener('start', () => {
+      counter.iterations = 0;
+      tracing.exporter.spans = 0;
+      progress(`${task.name} started`);
+    });
+    task.addEventListener('complete', () => {
+      spansPerIteration.set(task.name, tracing.exporter.spans / Math.max(1, counter.iterations));
+      const latency = task.result.latency;
+      progress(`${task.name} done${latency ? `: ${(latency.mean * 1000).toFixed(1)} µs/op, ${latency.samplesCount} samples` : ''}`);
+    });
+  }
+  progress('warming up');
+  await bench.run();
+  return bench.tasks.map((task) => summarize(task, spansPerIteration.get(task.name)));
+}
+
+/**
+ * Wraps one iteration in an active parent span in every variant, the baseline included: a
+ * checkout in production happens inside a sampled request, and the baseline must pay for that
+ * span too, or the ratios would charge it to the instrumentation.
+ */
+function asRequest(tracer, counter, run) {
+  return () =>
+    tracer.startActiveSpan('bench request', async (span) => {
+      try {
+        await run();
+      } finally {
+        span.end();
+        counter.iterations++;
+      }
+    });
+}
+
+function summarize(task, spansPerIteration) {
+  const result = task.result;
+  if (result.state !== 'completed') {
+    throw new Error(`task "${task.name}" ${result.state}${result.error ? `: ${result.error.message}` : ''}`);
+  }
+  checkInstrumented(task.name, spansPerIteration);
+  return {
+    task: task.name,
+    meanUs: result.latency.mean * 1000,
+    spansPerIteration,
+  };
+}
+
+/**
+ * The baseline records one span per iteration (the request). An instrumented variant that
+ * records no more did not patch `pg`, and its numbers would silently measure nothing.
+ */
+function checkInstrumented(taskName, spansPerIteration) {
+  if (variant.name !== BASELINE && !(spansPerIteration > 1.5)) {
+    throw new Error(
+      `${taskName}: ${spansPerIteration?.toFixed(2)} spans per iteration; the instrumentation did not patch pg ` +
+        '(is OTEL_POOL_LEAK_ENABLED=false set, or was pg loaded before the instrumentation?)',
+    );
+  }
+}
+
+function send(message) {
+  return new Promise((resolve, reject) => {
+    if (process.send === undefined) reject(new Error('no IPC channel; run pg-pool.bench.mjs instead'));
+    else process.send(message, (error) => (error ? reject(error) : resolve()));
+  });
+}
+
+function progress(line) {
+  process.stderr.write(`[bench]   ${variant.name} × ${line}\n`);
+}
+
+function reportLingeringHandles() {
+  const handles = process.getActiveResourcesInfo().join(', ');
+  process.stderr.write(`[bench] warning: ${variant.name} worker still alive ${EXIT_GRACE_MS} ms after finishing (${handles}); exiting\n`);
+  process.exit(0);
+}
+
+// Last, so that every class and constant above is initialised before it runs.
+main().then(
+  () => {
+    process.disconnect?.();
+    setTimeout(reportLingeringHandles, EXIT_GRACE_MS).unref();
+  },
+  (error) => {
+    process.stderr.write(`[bench] ${variant.name}: ${error?.stack ?? error}\n`);
+    process.exit(1);
+  },
+);

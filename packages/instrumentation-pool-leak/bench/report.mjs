@@ -1,0 +1,145 @@
+// Turns the workers' results into the printed report. Pure functions: no I/O here.
+import { BASELINE, TASKS, VARIANTS } from './cases.mjs';
+
+const STACKS_ON = 'pool-leak stacks on';
+const CONTRIB = 'contrib instrumentation-pg';
+const IDLE_TASK = TASKS[0].name;
+const QUERY_TASK = TASKS[1].name;
+const TARGETS = { queryVsBaseline: 1.05, idleVsContrib: 1.5 };
+
+/**
+ * Per task and variant: the lowest of the rounds' mean latencies. Whatever else runs on the
+ * machine (other processes, the server's own background work) can only add time to a round,
+ * never take it away, so the least-disturbed round is the best estimate of the variant's own
+ * cost; its own GC and JIT costs are in every round's mean alike.
+ *
+ * @param runs one entry per worker: { round, variant, results: [{ task, meanUs, spansPerIteration }] }
+ */
+export function aggregate(runs) {
+  const cells = new Map();
+  for (const run of runs) {
+    for (const result of run.results) {
+      const cell = cellOf(cells, result.task, run.variant);
+      cell.roundMeans.push(result.meanUs);
+      cell.spansPerIteration.push(result.spansPerIteration);
+    }
+  }
+  for (const cell of cells.values()) cell.meanUs = Math.min(...cell.roundMeans);
+  return cells;
+}
+
+/** The whole report as text: header, main table, per-round detail, target lines. */
+export function formatReport({ node, rounds, cells }) {
+  return [
+    `pg-pool checkout cost, ${node}, real PostgreSQL, pool max 4 (warm), every iteration inside an active parent span;`,
+    `each variant in its own process, ${rounds} round(s) interleaved; a cell is the mean of the lowest round; × base = ÷ ${BASELINE}.`,
+    '',
+    mainTable(cells),
+    '',
+    roundTable(cells, rounds),
+    '',
+    ...targetLines(cells),
+  ].join('\n');
+}
+
+function mainTable(cells) {
+  const groups = VARIANTS.map((variant) => ({ title: variant.name, columns: ['µs/op', 'ops/s', '× base'] }));
+  const rows = TASKS.map((task) => {
+    const base = cellOf(cells, task.name, BASELINE).meanUs;
+    return {
+      label: task.name,
+      values: VARIANTS.map((variant) => {
+        const meanUs = cellOf(cells, task.name, variant.name).meanUs;
+        // ops/s from the mean latency, so the two columns agree (tinybench's throughput mean
+        // is the mean of 1/latency, which a few fast samples pull up).
+        return [meanUs.toFixed(1), Math.round(1e6 / meanUs).toLocaleString('en-US'), ratio(meanUs, base)];
+      }),
+    };
+  });
+  return renderTable('task', groups, rows);
+}
+
+/** Every round's mean, so the reader sees how much of a difference is noise. */
+function roundTable(cells, rounds) {
+  const columns = Array.from({ length: rounds }, (_, index) => `round ${index + 1}`);
+  const groups = [{ title: 'mean µs/op per round', columns: [...columns, 'spread', 'spans/op'] }];
+  const rows = [];
+  for (const task of TASKS) {
+    for (const variant of VARIANTS) {
+      const cell = cellOf(cells, task.name, variant.name);
+      // How far the slowest round lies above the reported one: the noise of this cell.
+      const spread = Math.max(...cell.roundMeans) / cell.meanUs - 1;
+      rows.push({
+        label: `${task.name} / ${variant.name}`,
+        values: [
+          [
+            ...cell.roundMeans.map((value) => value.toFixed(1)),
+            `${(spread * 100).toFixed(1)}%`,
+            median(cell.spansPerIteration).toFixed(2),
+          ],
+        ],
+      });
+    }
+  }
+  return renderTable('task / variant', groups, rows);
+}
+
+function targetLines(cells) {
+  const query = cellOf(cells, QUERY_TASK, STACKS_ON).meanUs / cellOf(cells, QUERY_TASK, BASELINE).meanUs;
+  const idle = cellOf(cells, IDLE_TASK, STACKS_ON).meanUs / cellOf(cells, IDLE_TASK, CONTRIB).meanUs;
+  return [
+    `targets: SELECT 1 cycle with stacks on ≤ ${TARGETS.queryVsBaseline}× ${BASELINE}; idle cycle ≤ ${TARGETS.idleVsContrib}× ${CONTRIB}`,
+    `  ${QUERY_TASK}: ${STACKS_ON} / ${BASELINE} = ${query.toFixed(3)}× ${verdict(query, TARGETS.queryVsBaseline)}`,
+    `  ${IDLE_TASK}: ${STACKS_ON} / ${CONTRIB} = ${idle.toFixed(3)}× ${verdict(idle, TARGETS.idleVsContrib)}`,
+  ];
+}
+
+function verdict(value, limit) {
+  return value <= limit ? `(within ${limit}×)` : `(ABOVE the ${limit}× target)`;
+}
+
+/**
+ * A text table whose value columns come in titled groups (one per variant):
+ *
+ *   task  | group title        | ...
+ *         | col  col  col      | ...
+ */
+export function renderTable(labelTitle, groups, rows) {
+  const labelWidth = Math.max(labelTitle.length, ...rows.map((row) => row.label.length));
+  const widths = groups.map((group, g) => {
+    const columnWidths = group.columns.map((title, c) => Math.max(title.length, ...rows.map((row) => row.values[g][c].length)));
+    // A title wider than its columns widens the first column (values are right-aligned).
+    const inner = columnWidths.reduce((sum, width) => sum + width, 0) + 2 * (columnWidths.length - 1);
+    columnWidths[0] += Math.max(0, group.title.length - inner);
+    return columnWidths;
+  });
+  const line = (label, cells) => [label.padEnd(labelWidth), ...cells].join(' | ');
+  const groupCells = (format) => groups.map((group, g) => group.columns.map((_, c) => format(g, c)).join('  '));
+  const titles = groups.map((group, g) => group.title.padEnd(widths[g].reduce((sum, width) => sum + width + 2, -2)));
+  return [
+    line('', titles),
+    line(labelTitle, groupCells((g, c) => groups[g].columns[c].padStart(widths[g][c]))),
+    line('-'.repeat(labelWidth), groupCells((g, c) => '-'.repeat(widths[g][c]))),
+    ...rows.map((row) => line(row.label, groupCells((g, c) => row.values[g][c].padStart(widths[g][c])))),
+  ].join('\n');
+}
+
+function cellOf(cells, task, variant) {
+  const key = `${task}\u0000${variant}`;
+  let cell = cells.get(key);
+  if (cell === undefined) {
+    cell = { roundMeans: [], spansPerIteration: [], meanUs: Number.NaN };
+    cells.set(key, cell);
+  }
+  return cell;
+}
+
+function ratio(value, base) {
+  return `${(value / base).toFixed(2)}×`;
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
