@@ -5,6 +5,9 @@ import { POOL_LIBRARIES, type PoolLibrary, type PoolLeakInstrumentationConfig } 
 export const DEFAULTS = {
   enabled: true,
   stackFrames: 50,
+  checkinStackFrames: 30,
+  leakThresholdMs: 30_000,
+  maxMetricCallSites: 100,
   libraries: POOL_LIBRARIES,
 } as const;
 
@@ -13,6 +16,10 @@ export interface ResolvedConfig {
   /** False when `OTEL_POOL_LEAK_ENABLED=false`: the kill switch, stronger than code options. */
   readonly killSwitch: boolean;
   readonly stackFrames: number;
+  readonly checkinStackFrames: number;
+  /** 0 = leak detection off. */
+  readonly leakThresholdMs: number;
+  readonly maxMetricCallSites: number;
   readonly libraries: ReadonlySet<PoolLibrary>;
 }
 
@@ -35,6 +42,23 @@ export function resolveConfig(
   return {
     killSwitch: readBoolean(env, 'OTEL_POOL_LEAK_ENABLED', DEFAULTS.enabled, warn) === false,
     stackFrames: pickCount(options.stackFrames, 'stackFrames', env, 'OTEL_POOL_LEAK_STACK_FRAMES', DEFAULTS.stackFrames, warn),
+    checkinStackFrames: pickCount(
+      options.checkinStackFrames,
+      'checkinStackFrames',
+      env,
+      'OTEL_POOL_LEAK_CHECKIN_STACK_FRAMES',
+      DEFAULTS.checkinStackFrames,
+      warn,
+    ),
+    leakThresholdMs: pickCount(
+      options.leakThresholdMs,
+      'leakThresholdMs',
+      env,
+      'OTEL_POOL_LEAK_THRESHOLD_MS',
+      DEFAULTS.leakThresholdMs,
+      warn,
+    ),
+    maxMetricCallSites: pickCodeOnlyCount(options.maxMetricCallSites, 'maxMetricCallSites', DEFAULTS.maxMetricCallSites, warn),
     libraries: pickLibraries(options.libraries, env, warn),
   };
 }
@@ -66,6 +90,13 @@ function pickCount(
   const parsed = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
   if (isCount(parsed)) return parsed;
   warn(`pool-leak: ${envName}="${env[envName]}" is not a whole number >= 0; using the default ${fallback}.`);
+  return fallback;
+}
+
+function pickCodeOnlyCount(fromCode: unknown, optionName: string, fallback: number, warn: ConfigWarn): number {
+  if (fromCode === undefined) return fallback;
+  if (isCount(fromCode) && fromCode > 0) return fromCode;
+  warn(`pool-leak: option ${optionName}=${String(fromCode)} is not a whole number > 0; using the default ${fallback}.`);
   return fallback;
 }
 

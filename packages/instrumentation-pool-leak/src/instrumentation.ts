@@ -2,8 +2,9 @@ import { trace, type TracerProvider } from '@opentelemetry/api';
 import { InstrumentationBase, type InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
 import type { AdapterContext, Patcher } from './adapters/adapter';
 import { ADAPTERS } from './adapters';
+import { installFinalizerMarker, uninstallFinalizerMarker } from './checkin-context';
 import { resolveConfig, type ResolvedConfig } from './config';
-import { LeaseCore } from './lease-core';
+import { LeaseCore, type LeaseCoreSettings } from './lease-core';
 import { createStackCapture, NO_STACK_CAPTURE, type StackCapture } from './stack';
 import type { PoolLeakInstrumentationConfig } from './types';
 import { PACKAGE_NAME, PACKAGE_VERSION } from './version';
@@ -36,7 +37,12 @@ export class PoolLeakInstrumentation extends InstrumentationBase<PoolLeakInstrum
   override setConfig(config: PoolLeakInstrumentationConfig = {}): void {
     this.settings = resolveConfig(config);
     super.setConfig(this.settings.killSwitch ? { ...config, enabled: false } : config);
-    this.core?.setStackCapture(this.stackCaptureFor(this.settings));
+    this.core?.configure(coreSettingsFor(this.settings));
+  }
+
+  /** Called by the base class whenever the meter provider changes. */
+  protected override _updateMetricInstruments(): void {
+    this.core?.setMeter(this.meter);
   }
 
   override setTracerProvider(tracerProvider: TracerProvider): void {
@@ -50,13 +56,19 @@ export class PoolLeakInstrumentation extends InstrumentationBase<PoolLeakInstrum
       this._diag.debug('OTEL_POOL_LEAK_ENABLED=false: nothing is patched');
       return;
     }
+    if (this._enabled) return;
+    installFinalizerMarker();
     super.enable();
   }
 
-  /** Restores every patched function and the tracer provider's own shutdown. */
+  /**
+   * Restores every patched function, the global `FinalizationRegistry` and the tracer
+   * provider's own shutdown, and stops the leak timer.
+   */
   override disable(): void {
+    if (this._enabled) uninstallFinalizerMarker();
     super.disable();
-    this.core?.detachFromProvider();
+    this.core?.stop();
   }
 
   protected override init(): InstrumentationNodeModuleDefinition[] {
@@ -77,15 +89,24 @@ export class PoolLeakInstrumentation extends InstrumentationBase<PoolLeakInstrum
     this.core ??= new LeaseCore({
       tracer: () => this.tracer,
       tracerProvider: () => this.explicitProvider ?? trace.getTracerProvider(),
-      stackCapture: this.stackCaptureFor(this.settings),
+      meter: this.meter,
+      settings: coreSettingsFor(this.settings),
       diag: this._diag,
     });
     return this.core;
   }
+}
 
-  private stackCaptureFor(settings: ResolvedConfig): StackCapture {
-    return settings.stackFrames === 0
-      ? NO_STACK_CAPTURE
-      : createStackCapture({ maxFrames: settings.stackFrames, ownDir: __dirname });
-  }
+function coreSettingsFor(settings: ResolvedConfig): LeaseCoreSettings {
+  return {
+    stackCapture: stackCaptureOf(settings.stackFrames),
+    checkinStackCapture: stackCaptureOf(settings.checkinStackFrames),
+    leakThresholdMs: settings.leakThresholdMs,
+    maxMetricCallSites: settings.maxMetricCallSites,
+  };
+}
+
+/** Frames under this directory (the package's own code) are never shown as the call site. */
+function stackCaptureOf(frames: number): StackCapture {
+  return frames === 0 ? NO_STACK_CAPTURE : createStackCapture({ maxFrames: frames, ownDir: __dirname });
 }

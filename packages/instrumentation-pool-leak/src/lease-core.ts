@@ -1,16 +1,38 @@
-import { context, diag, SpanKind, trace, type DiagLogger, type Tracer, type TracerProvider } from '@opentelemetry/api';
+import {
+  context,
+  diag,
+  isSpanContextValid,
+  SpanKind,
+  trace,
+  type DiagLogger,
+  type Meter,
+  type Tracer,
+  type TracerProvider,
+} from '@opentelemetry/api';
 import { invalidReleaseAttributes, Lease, type InvalidReleaseReason, type LeaseHost } from './lease';
+import { LeakSweeper, NO_LEAK_WATCH, type LeakWatch } from './leak-detector';
+import { PoolMetrics } from './metrics';
 import { ProviderShutdownHook } from './provider-shutdown';
-import { ATTR_POOL_PENDING_AT_REQUEST, EVENT_POOL_RELEASE_INVALID } from './semconv';
+import { ATTR_POOL_HELD_MS, ATTR_POOL_PENDING_AT_REQUEST, EVENT_POOL_RELEASE_INVALID } from './semconv';
 import { NO_STACK_CAPTURE, type CapturedStack, type StackCapture } from './stack';
-import { TrackedPool, type PoolDescription } from './tracked-pool';
+import { TrackedPool, type PoolDescription, type PoolStats } from './tracked-pool';
+
+/** What can change with the configuration. */
+export interface LeaseCoreSettings {
+  readonly stackCapture: StackCapture;
+  readonly checkinStackCapture: StackCapture;
+  /** 0 = leak detection off. */
+  readonly leakThresholdMs: number;
+  readonly maxMetricCallSites: number;
+}
 
 export interface LeaseCoreOptions {
   /** The tracer to start checkout spans with; read on every checkout (it may be replaced). */
   readonly tracer: () => Tracer;
   /** The provider whose shutdown must first end open leases; read until one is hooked. */
   readonly tracerProvider: () => TracerProvider;
-  readonly stackCapture?: StackCapture;
+  readonly meter: Meter;
+  readonly settings?: Partial<LeaseCoreSettings>;
   readonly diag?: DiagLogger;
 }
 
@@ -23,10 +45,16 @@ export interface PoolProbe<P extends object> {
   describe(pool: P): PoolDescription;
   /** Waiters queued ahead of a new request that cannot be served at once, else undefined. */
   pendingAhead?(pool: P): number | undefined;
+  /** The pool's own counters, for the `db.client.connection.*` observable metrics. */
+  stats?(pool: P): PoolStats | undefined;
+  /** Whether a checkout error means "no connection became free in time". */
+  isTimeout?(error: unknown): boolean;
 }
 
 /** Errors reported per place before that place goes quiet, so a broken hook cannot flood logs. */
 const REPORTS_PER_PLACE = 1;
+/** Pools kept for metric collection before dead ones are pruned on the next new pool. */
+const PRUNE_POOLS_ABOVE = 64;
 
 /**
  * The library-neutral heart of the instrumentation. Adapters describe their pools once and then
@@ -35,28 +63,50 @@ const REPORTS_PER_PLACE = 1;
  */
 export class LeaseCore implements LeaseHost {
   private readonly pools = new WeakMap<object, TrackedPool>();
+  /** Every tracked pool whose library object may still be alive, for metric collection. */
+  private readonly observedPools = new Map<TrackedPool, WeakRef<object>>();
   /** Pools with at least one open lease; a pool without leases is not referenced from here. */
   private readonly busyPools = new Set<TrackedPool>();
   private readonly leaseByConnection = new WeakMap<object, Lease>();
   private readonly shutdownHook = new ProviderShutdownHook(() => this.endOpenLeases());
   private readonly reported = new Map<string, number>();
-  private stackCapture: StackCapture;
   private readonly log: DiagLogger;
+  private settings: LeaseCoreSettings;
+  metrics: PoolMetrics;
+  leakWatch: LeakWatch<Lease> = NO_LEAK_WATCH;
 
   constructor(private readonly options: LeaseCoreOptions) {
-    this.stackCapture = options.stackCapture ?? NO_STACK_CAPTURE;
     this.log = options.diag ?? diag;
+    this.settings = {
+      stackCapture: NO_STACK_CAPTURE,
+      checkinStackCapture: NO_STACK_CAPTURE,
+      leakThresholdMs: 0,
+      maxMetricCallSites: 100,
+      ...options.settings,
+    };
+    this.metrics = this.createMetrics(options.meter);
+    this.leakWatch = this.createLeakWatch();
   }
 
-  /** Replaces the stack capture (after a configuration change). */
-  setStackCapture(capture: StackCapture): void {
-    this.stackCapture = capture;
+  /** Applies a new configuration; leases already watched keep the old threshold. */
+  configure(settings: LeaseCoreSettings): void {
+    const thresholdChanged = settings.leakThresholdMs !== this.settings.leakThresholdMs;
+    this.settings = settings;
+    if (thresholdChanged) {
+      this.leakWatch.stop();
+      this.leakWatch = this.createLeakWatch();
+    }
+  }
+
+  /** Builds the instruments on a new meter (the meter provider changed). */
+  setMeter(meter: Meter): void {
+    this.metrics = this.createMetrics(meter);
   }
 
   /**
    * A checkout was requested on `pool`. Starts the checkout span as a child of the active
-   * context and, when the span records, captures the caller's stack above `boundary` (the
-   * patched function, so its own frames and those above it are left out).
+   * context and captures the caller's stack above `boundary` (the patched function, so its own
+   * frames and those above it are left out) when the span records or leaks are watched.
    *
    * @returns undefined only if the instrumentation itself failed; the adapter then passes through.
    */
@@ -76,8 +126,13 @@ export class LeaseCore implements LeaseHost {
         if (stack !== undefined) span.setAttributes(stack.attributes);
         const pendingAhead = probe.pendingAhead?.(pool);
         if (pendingAhead !== undefined) span.setAttribute(ATTR_POOL_PENDING_AT_REQUEST, pendingAhead);
+      } else if (this.settings.leakThresholdMs > 0) {
+        // Unsampled, but a leak must still be counted under its call site.
+        stack = this.captureStack(boundary);
       }
-      const lease = new Lease(this, tracked, span, callerContext, stack);
+      const parent = trace.getSpanContext(callerContext);
+      const ownerTraceId = parent !== undefined && isSpanContextValid(parent) ? parent.traceId : undefined;
+      const lease = new Lease(this, tracked, span, callerContext, ownerTraceId, stack);
       if (tracked.openLeases.size === 0) this.busyPools.add(tracked);
       tracked.openLeases.add(lease);
       return lease;
@@ -91,8 +146,17 @@ export class LeaseCore implements LeaseHost {
   trackPool<P extends object>(pool: P, probe: PoolProbe<P>): TrackedPool {
     let tracked = this.pools.get(pool);
     if (tracked === undefined) {
-      tracked = new TrackedPool(probe.describe(pool));
+      const ref = new WeakRef(pool);
+      const stats = probe.stats;
+      const isTimeout = probe.isTimeout;
+      tracked = new TrackedPool(
+        probe.describe(pool),
+        stats === undefined ? undefined : () => readStats(ref, stats),
+        isTimeout === undefined ? undefined : (error) => isTimeout(error),
+      );
       this.pools.set(pool, tracked);
+      if (this.observedPools.size >= PRUNE_POOLS_ABOVE) this.pruneDeadPools();
+      this.observedPools.set(tracked, ref);
     }
     return tracked;
   }
@@ -126,24 +190,25 @@ export class LeaseCore implements LeaseHost {
     return count;
   }
 
-  /** Restores the tracer provider's shutdown (on disable). */
-  detachFromProvider(): void {
+  /** Stops the leak timer and restores the tracer provider's shutdown (on disable). */
+  stop(): void {
+    this.leakWatch.stop();
     this.shutdownHook.detachAll();
   }
 
   forget(lease: Lease): void {
+    this.leakWatch.unwatch(lease);
     const pool = lease.pool;
     pool.openLeases.delete(lease);
     if (pool.openLeases.size === 0) this.busyPools.delete(pool);
   }
 
   captureStack(boundary: Function): CapturedStack | undefined {
-    try {
-      return this.stackCapture.capture(boundary);
-    } catch (error) {
-      this.reportError('captureStack', error);
-      return undefined;
-    }
+    return this.capture(this.settings.stackCapture, boundary);
+  }
+
+  captureCheckinStack(boundary: Function): CapturedStack | undefined {
+    return this.capture(this.settings.checkinStackCapture, boundary);
   }
 
   /**
@@ -173,4 +238,63 @@ export class LeaseCore implements LeaseHost {
     this.reported.set(where, count + 1);
     this.log.error(`pool-leak: internal error in ${where}; the application is not affected`, error);
   }
+
+  /** Pools whose library object is still alive. */
+  private *livePools(): Iterable<TrackedPool> {
+    for (const [pool, ref] of this.observedPools) {
+      if (ref.deref() === undefined) this.observedPools.delete(pool);
+      else yield pool;
+    }
+  }
+
+  private pruneDeadPools(): void {
+    for (const [pool, ref] of this.observedPools) if (ref.deref() === undefined) this.observedPools.delete(pool);
+  }
+
+  private createMetrics(meter: Meter): PoolMetrics {
+    return new PoolMetrics(meter, () => this.livePools(), this.settings.maxMetricCallSites);
+  }
+
+  private createLeakWatch(): LeakWatch<Lease> {
+    const threshold = this.settings.leakThresholdMs;
+    return threshold > 0 ? new LeakSweeper<Lease>(threshold, (lease, heldMs) => this.reportLeak(lease, heldMs)) : NO_LEAK_WATCH;
+  }
+
+  /**
+   * A lease passed the threshold: an event on its checkout span, the call-site counter, and a
+   * short `<library> leak` span ended at once, because the checkout span of a connection that
+   * never comes back never ends, and Jaeger would show nothing.
+   */
+  private reportLeak(lease: Lease, heldMs: number): void {
+    try {
+      lease.markLeakSuspected(heldMs);
+      this.metrics.recordLeak(lease.pool, lease.stack?.callSite);
+      const leakSpan = this.options.tracer().startSpan(
+        `${lease.pool.description.library} leak`,
+        {
+          kind: SpanKind.INTERNAL,
+          attributes: { ...lease.pool.attributes, ...lease.stack?.attributes, [ATTR_POOL_HELD_MS]: heldMs },
+          links: [{ context: lease.span.spanContext() }],
+        },
+        lease.callerContext,
+      );
+      leakSpan.end();
+    } catch (error) {
+      this.reportError('reportLeak', error);
+    }
+  }
+
+  private capture(capture: StackCapture, boundary: Function): CapturedStack | undefined {
+    try {
+      return capture.capture(boundary);
+    } catch (error) {
+      this.reportError('captureStack', error);
+      return undefined;
+    }
+  }
+}
+
+function readStats<P extends object>(ref: WeakRef<P>, stats: (pool: P) => PoolStats | undefined): PoolStats | undefined {
+  const pool = ref.deref();
+  return pool === undefined ? undefined : stats(pool);
 }

@@ -1,12 +1,21 @@
 import { context, SpanStatusCode, type Context, type Span } from '@opentelemetry/api';
 import { ATTR_ERROR_TYPE } from '@opentelemetry/semantic-conventions';
+import { classifyCheckin, currentAsyncResourceType, stackShowsFinalizer, type MisplacedCheckin } from './checkin-context';
+import type { LeakWatch } from './leak-detector';
+import type { PoolMetrics } from './metrics';
 import {
+  ATTR_POOL_CHECKIN_ASYNC_RESOURCE_TYPE,
   ATTR_POOL_CHECKIN_DESTROYED,
+  ATTR_POOL_CHECKIN_STACKTRACE,
   ATTR_POOL_HELD_MS,
   ATTR_POOL_RELEASE_REASON,
   ATTR_POOL_RELEASE_STACKTRACE,
   ATTR_POOL_WAIT_MS,
   EVENT_POOL_ACQUIRED,
+  EVENT_POOL_CHECKIN_FINALIZER,
+  EVENT_POOL_CHECKIN_LOOP_TICK,
+  EVENT_POOL_LEAK_RETURNED,
+  EVENT_POOL_LEAK_SUSPECTED,
   EVENT_POOL_RELEASE_INVALID,
 } from './semconv';
 import type { CapturedStack } from './stack';
@@ -17,11 +26,14 @@ export type InvalidReleaseReason = 'double_release' | 'destroyed' | 'foreign';
 
 /** What a lease needs from the core that created it. */
 export interface LeaseHost {
+  readonly metrics: PoolMetrics;
+  readonly leakWatch: LeakWatch<Lease>;
   /** Called exactly once, when the lease ends for any reason. */
   forget(lease: Lease): void;
   /** Records an invalid release whose lease span has already ended. */
   reportInvalidRelease(lease: Lease, reason: InvalidReleaseReason, stack: CapturedStack | undefined): void;
-  captureStack(boundary: Function): CapturedStack | undefined;
+  /** The stack above `boundary`, capped like checkin stacks. */
+  captureCheckinStack(boundary: Function): CapturedStack | undefined;
   reportError(where: string, error: unknown): void;
 }
 
@@ -31,6 +43,8 @@ const enum State {
   Ended,
 }
 
+const MS_PER_SECOND = 1000;
+
 /**
  * One checkout, from the request to the checkin: owns the checkout span and its timing.
  * Adapters call these methods at the library's acquire and release points; none of them throws.
@@ -38,7 +52,9 @@ const enum State {
 export class Lease {
   private state = State.Waiting;
   private readonly requestedAt = performance.now();
-  private grantedAt = 0;
+  /** `performance.now()` at the grant; 0 before. */
+  grantedAt = 0;
+  private leakReported = false;
 
   constructor(
     private readonly host: LeaseHost,
@@ -46,6 +62,8 @@ export class Lease {
     readonly span: Span,
     /** The context active when the checkout was requested; callbacks run in it. */
     readonly callerContext: Context,
+    /** The trace the checkout ran in, if any: a checkin outside it is a loop-tick checkin. */
+    readonly ownerTraceId: string | undefined,
     readonly stack: CapturedStack | undefined,
   ) {}
 
@@ -59,7 +77,7 @@ export class Lease {
     return this.state === State.Held;
   }
 
-  /** Milliseconds since the grant, or 0 if not granted. */
+  /** Milliseconds since the grant, or 0 if not held. */
   heldMs(now = performance.now()): number {
     return this.state === State.Held ? now - this.grantedAt : 0;
   }
@@ -70,35 +88,54 @@ export class Lease {
     try {
       this.state = State.Held;
       this.grantedAt = performance.now();
-      this.span.setAttribute(ATTR_POOL_WAIT_MS, this.grantedAt - this.requestedAt);
+      const waitMs = this.grantedAt - this.requestedAt;
+      this.span.setAttribute(ATTR_POOL_WAIT_MS, waitMs);
       this.span.addEvent(EVENT_POOL_ACQUIRED);
+      this.host.metrics.recordWait(this.pool, waitMs / MS_PER_SECOND);
+      this.host.leakWatch.watch(this);
     } catch (error) {
       this.host.reportError('granted', error);
     }
   }
 
-  /** The connection went back to the pool; `destroyed` when the release asked to discard it. */
-  checkin(destroyed = false): void {
+  /**
+   * The connection went back to the pool. `destroyed` when the release asked to discard it;
+   * `boundary` is the adapter's release function, the top of the checkin stack.
+   */
+  checkin(destroyed: boolean, boundary: Function): void {
     if (this.state !== State.Held) return;
     try {
       const heldMs = performance.now() - this.grantedAt;
       this.span.setAttribute(ATTR_POOL_HELD_MS, heldMs);
       if (destroyed) this.span.setAttribute(ATTR_POOL_CHECKIN_DESTROYED, true);
-      this.end();
+      const misplaced = classifyCheckin(this.ownerTraceId);
+      if (misplaced !== undefined) this.recordMisplacedCheckin(misplaced, boundary);
+      if (this.leakReported) this.span.addEvent(EVENT_POOL_LEAK_RETURNED, { [ATTR_POOL_HELD_MS]: heldMs });
+      this.host.metrics.recordUse(this.pool, heldMs / MS_PER_SECOND);
+      this.span.end();
     } catch (error) {
       this.host.reportError('checkin', error);
     }
+    this.finish();
   }
 
   /** The checkout failed (timeout, pool closed, connect error). */
   failed(error: unknown): void {
     if (this.state !== State.Waiting) return;
     try {
+      if (this.pool.isTimeout(error)) this.host.metrics.recordTimeout(this.pool);
       endWithError(this.span, error);
     } catch (inner) {
       this.host.reportError('failed', inner);
     }
     this.finish();
+  }
+
+  /** Held past the leak threshold: recorded on the checkout span, once. */
+  markLeakSuspected(heldMs: number): void {
+    if (this.state !== State.Held || this.leakReported) return;
+    this.leakReported = true;
+    this.span.addEvent(EVENT_POOL_LEAK_SUSPECTED, { [ATTR_POOL_HELD_MS]: heldMs });
   }
 
   /**
@@ -107,7 +144,7 @@ export class Lease {
    */
   invalidRelease(reason: InvalidReleaseReason, boundary: Function): void {
     try {
-      const stack = this.host.captureStack(boundary);
+      const stack = this.host.captureCheckinStack(boundary);
       if (this.span.isRecording()) {
         this.span.addEvent(EVENT_POOL_RELEASE_INVALID, invalidReleaseAttributes(reason, stack));
       } else {
@@ -140,9 +177,18 @@ export class Lease {
     return context.with(this.callerContext, fn, thisArg, ...args);
   }
 
-  private end(): void {
-    this.span.end();
-    this.finish();
+  /** The rare path: a checkin in a finalizer or outside the owner's trace. */
+  private recordMisplacedCheckin(kind: MisplacedCheckin, boundary: Function): void {
+    const stack = this.host.captureCheckinStack(boundary);
+    const stackText = stack?.text;
+    const finalizer = kind === 'finalizer' || (stackText !== undefined && stackShowsFinalizer(stackText));
+    const attributes: Record<string, string> = {};
+    if (stackText !== undefined) attributes[ATTR_POOL_CHECKIN_STACKTRACE] = stackText;
+    if (!finalizer) {
+      const resourceType = currentAsyncResourceType();
+      if (resourceType !== undefined) attributes[ATTR_POOL_CHECKIN_ASYNC_RESOURCE_TYPE] = resourceType;
+    }
+    this.span.addEvent(finalizer ? EVENT_POOL_CHECKIN_FINALIZER : EVENT_POOL_CHECKIN_LOOP_TICK, attributes);
   }
 
   private finish(): void {

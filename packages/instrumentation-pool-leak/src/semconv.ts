@@ -20,3 +20,15 @@ export const ATTR_POOL_RELEASE_STACKTRACE = 'pool.release.stacktrace';
 
 export const EVENT_POOL_ACQUIRED = 'pool.acquired';
 export const EVENT_POOL_RELEASE_INVALID = 'pool.release.invalid';
+
+/** Incubating semconv: `db.client.connection.state` (`idle` | `used`). */
+export const ATTR_DB_CLIENT_CONNECTION_STATE = 'db.client.connection.state';
+
+export const ATTR_POOL_CHECKIN_STACKTRACE = 'pool.checkin.stacktrace';
+/** The loop's current async resource at a loop-tick checkin (`Timeout`, `Immediate`, ...). */
+export const ATTR_POOL_CHECKIN_ASYNC_RESOURCE_TYPE = 'pool.checkin.async_resource_type';
+
+export const EVENT_POOL_CHECKIN_FINALIZER = 'pool.checkin.finalizer';
+export const EVENT_POOL_CHECKIN_LOOP_TICK = 'pool.checkin.loop_tick';
+export const EVENT_POOL_LEAK_SUSPECTED = 'pool.leak.suspected';
+export const EVENT_POOL_LEAK_RETURNED = 'pool.leak.returned';

@@ -39,7 +39,7 @@ export interface StackCaptureOptions {
   readonly maxFrames: number;
   /** Frames under this directory belong to the instrumentation and are removed. */
   readonly ownDir: string;
-  /** Frames captured on every call to recognise a call site (see below). Default 10. */
+  /** Frames captured on every call to recognise a call site (see below). Default 6. */
   readonly keyFrames?: number;
   /** Upper bound of the stack text, cut at a line end. Default 8192 characters. */
   readonly maxChars?: number;
@@ -47,17 +47,18 @@ export interface StackCaptureOptions {
   readonly cacheSize?: number;
 }
 
-const DEFAULT_KEY_FRAMES = 10;
+const DEFAULT_KEY_FRAMES = 6;
 const DEFAULT_MAX_CHARS = 8192;
 const DEFAULT_CACHE_SIZE = 512;
 
 /**
- * Capturing and formatting a deep stack costs far more than the rest of a checkout, and most of
- * that cost grows with depth (measured on Node 24: ~13 µs for 10 frames, ~88 µs for 50 frames 60
- * deep, on the CI machine). So every checkout captures only the top `keyFrames` frames; that text
- * is the key of a bounded cache of fully formatted stacks. A stack shallower than the key is
- * complete as it is. Limit, documented in the README: two checkouts whose top `keyFrames`
- * frames are identical share the deeper frames of the first one seen.
+ * Capturing and formatting a stack costs far more than the rest of a checkout, and both grow
+ * with the number of frames (measured on Node 24 on the CI machine: ~2.7 µs for a 1-frame
+ * capture, ~0.5 µs per further frame, and formatting the text roughly doubles it). So every
+ * checkout captures only the top `keyFrames` frames, unformatted: script and character position
+ * of each, which is the key of a bounded cache of fully formatted stacks. A stack shallower than
+ * the key is complete as it is. Limit, documented in the README: two checkouts whose top
+ * `keyFrames` frames are identical share the deeper frames of the first one seen.
  */
 export function createStackCapture(options: StackCaptureOptions): StackCapture {
   const maxFrames = Math.max(1, options.maxFrames);
@@ -69,13 +70,13 @@ export function createStackCapture(options: StackCaptureOptions): StackCapture {
 
   return {
     capture(boundary) {
-      const key = stackText(boundary, keyFrames);
+      const key = positionKey(boundary, keyFrames);
       if (key === undefined) return undefined;
       const cached = cache.get(key);
       if (cached !== undefined) return cached;
-      const complete = keyFrames >= maxFrames || countFrames(key) < keyFrames;
-      const full = complete ? key : (stackText(boundary, maxFrames) ?? key);
-      const captured = buildCapturedStack(full, maxFrames, maxChars, ownPrefix);
+      const text = stackText(boundary, maxFrames);
+      if (text === undefined) return undefined;
+      const captured = buildCapturedStack(text, maxFrames, maxChars, ownPrefix);
       if (cache.size >= cacheSize) {
         const oldest = cache.keys().next();
         if (oldest.done !== true) cache.delete(oldest.value);
@@ -84,6 +85,31 @@ export function createStackCapture(options: StackCaptureOptions): StackCapture {
       return captured;
     },
   };
+}
+
+/** Script and position of each frame: identifies a call path without formatting any text. */
+function framePositions(_error: Error, frames: NodeJS.CallSite[]): string {
+  let key = '';
+  for (const frame of frames) key += `${frame.getScriptNameOrSourceURL() ?? ''}:${frame.getPosition()};`;
+  return key;
+}
+
+/** The position key of the top `limit` frames above `boundary`, or undefined if unavailable. */
+function positionKey(boundary: Function, limit: number): string | undefined {
+  const holder: { stack?: unknown } = {};
+  const savedLimit = Error.stackTraceLimit;
+  const savedPrepare = Error.prepareStackTrace;
+  Error.stackTraceLimit = limit;
+  Error.prepareStackTrace = framePositions;
+  try {
+    Error.captureStackTrace(holder, boundary);
+    // Read while our prepareStackTrace is installed: formatting is lazy.
+    const key = holder.stack;
+    return typeof key === 'string' ? key : undefined;
+  } finally {
+    Error.prepareStackTrace = savedPrepare;
+    Error.stackTraceLimit = savedLimit;
+  }
 }
 
 /** The formatted stack above `boundary`, at most `limit` frames, or undefined if unavailable. */
@@ -99,12 +125,6 @@ function stackText(boundary: Function, limit: number): string | undefined {
   // Reading .stack formats it, through the application's Error.prepareStackTrace if it set one.
   const text = holder.stack;
   return typeof text === 'string' ? text : undefined;
-}
-
-function countFrames(text: string): number {
-  let count = 0;
-  for (let at = text.indexOf('\n'); at !== -1; at = text.indexOf('\n', at + 1)) count++;
-  return count;
 }
 
 /** Trims a formatted stack to frames that are not ours, caps it and finds the call site. */

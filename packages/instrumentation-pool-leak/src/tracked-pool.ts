@@ -27,6 +27,15 @@ export interface PoolDescription {
   readonly maxConnections?: number | undefined;
 }
 
+/** A pool's own counters, read at metric collection. */
+export interface PoolStats {
+  readonly idle: number;
+  readonly used: number;
+  readonly pending: number;
+  /** When the library knows it better than the description (e.g. after reconfiguration). */
+  readonly max?: number | undefined;
+}
+
 /** A pool the instrumentation has seen: its fixed span attributes and its open leases. */
 export class TrackedPool {
   readonly spanName: string;
@@ -36,7 +45,13 @@ export class TrackedPool {
   /** Leases requested and not yet ended, oldest first (a Set keeps insertion order). */
   readonly openLeases = new Set<Lease>();
 
-  constructor(readonly description: PoolDescription) {
+  constructor(
+    readonly description: PoolDescription,
+    /** The pool's own counters, or undefined once the pool object is gone or cannot tell. */
+    readonly readStats: () => PoolStats | undefined = () => undefined,
+    /** Whether a checkout error is the library's "no connection in time" error. */
+    readonly isTimeout: (error: unknown) => boolean = () => false,
+  ) {
     this.spanName = `${description.library} checkout`;
     this.poolName = poolNameOf(description);
     const attributes: Attributes = {

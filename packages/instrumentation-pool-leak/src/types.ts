@@ -25,6 +25,32 @@ export interface PoolLeakInstrumentationConfig extends InstrumentationConfig {
   stackFrames?: number;
 
   /**
+   * Frames kept in `pool.checkin.stacktrace` on the `pool.checkin.finalizer` and
+   * `pool.checkin.loop_tick` events (and `pool.release.stacktrace`). `0` = no checkin stack.
+   *
+   * Default `30`; environment `OTEL_POOL_LEAK_CHECKIN_STACK_FRAMES`. Cost: paid only when one
+   * of those events fires.
+   */
+  checkinStackFrames?: number;
+
+  /**
+   * A lease held longer than this many milliseconds is reported once: event
+   * `pool.leak.suspected` on its checkout span, a `<library> leak` span exported at once, and the
+   * `pool.leak.suspected` counter. `0` turns leak detection off.
+   *
+   * Default `30000`; environment `OTEL_POOL_LEAK_THRESHOLD_MS`. Cost: one shared, unref'd timer
+   * that looks only at leases that have expired; nothing per checkout beyond a Set insert.
+   */
+  leakThresholdMs?: number;
+
+  /**
+   * Distinct call sites (`code.function.name`, `code.file.path`, `code.line.number`) the
+   * `pool.leak.suspected` counter keeps apart; the rest are counted under
+   * `code.function.name="_OTHER"`. Default `100`.
+   */
+  maxMetricCallSites?: number;
+
+  /**
    * Adapters to enable. Libraries not listed are not patched at all.
    *
    * Default: all of {@link POOL_LIBRARIES}; environment `OTEL_POOL_LEAK_LIBRARIES`

@@ -12,6 +12,9 @@ describe('resolveConfig', () => {
     const { config, warnings } = resolveWith({}, {});
     expect(config.killSwitch).toBe(false);
     expect(config.stackFrames).toBe(50);
+    expect(config.checkinStackFrames).toBe(30);
+    expect(config.leakThresholdMs).toBe(30_000);
+    expect(config.maxMetricCallSites).toBe(100);
     expect([...config.libraries]).toEqual(['pg-pool', 'mysql2', 'mariadb', 'generic-pool', 'tarn']);
     expect(warnings).toEqual([]);
   });
@@ -19,10 +22,18 @@ describe('resolveConfig', () => {
   it('reads the environment', () => {
     const { config, warnings } = resolveWith(
       {},
-      { OTEL_POOL_LEAK_ENABLED: 'false', OTEL_POOL_LEAK_STACK_FRAMES: '0', OTEL_POOL_LEAK_LIBRARIES: 'pg-pool, tarn' },
+      {
+        OTEL_POOL_LEAK_ENABLED: 'false',
+        OTEL_POOL_LEAK_STACK_FRAMES: '0',
+        OTEL_POOL_LEAK_CHECKIN_STACK_FRAMES: '12',
+        OTEL_POOL_LEAK_THRESHOLD_MS: '0',
+        OTEL_POOL_LEAK_LIBRARIES: 'pg-pool, tarn',
+      },
     );
     expect(config.killSwitch).toBe(true);
     expect(config.stackFrames).toBe(0);
+    expect(config.checkinStackFrames).toBe(12);
+    expect(config.leakThresholdMs).toBe(0);
     expect([...config.libraries]).toEqual(['pg-pool', 'tarn']);
     expect(warnings).toEqual([]);
   });
@@ -43,6 +54,8 @@ describe('resolveConfig', () => {
     ['OTEL_POOL_LEAK_STACK_FRAMES', '1e3', 'using the default 50'],
     ['OTEL_POOL_LEAK_STACK_FRAMES', 'lots', 'using the default 50'],
     ['OTEL_POOL_LEAK_LIBRARIES', 'oracle', 'Enabling all libraries'],
+    ['OTEL_POOL_LEAK_CHECKIN_STACK_FRAMES', 'x', 'using the default 30'],
+    ['OTEL_POOL_LEAK_THRESHOLD_MS', '30s', 'using the default 30000'],
   ])('%s=%s: one warning naming the variable and the default', (name, value, expected) => {
     const { config, warnings } = resolveWith({}, { [name]: value });
     expect(warnings).toHaveLength(1);
@@ -50,6 +63,8 @@ describe('resolveConfig', () => {
     expect(warnings[0]).toContain(expected);
     expect(config.killSwitch).toBe(false);
     expect(config.stackFrames).toBe(50);
+    expect(config.checkinStackFrames).toBe(30);
+    expect(config.leakThresholdMs).toBe(30_000);
     expect(config.libraries.size).toBe(5);
   });
 

@@ -1,6 +1,7 @@
 // The lease core on its own: no pool library, only the real SDK.
 import { context, SpanStatusCode, trace, type DiagLogger, type Tracer } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { LeaseCore, type PoolProbe } from '../src/lease-core';
@@ -20,6 +21,7 @@ const probe: PoolProbe<FakePoolObject> = {
 };
 
 let exporter: InMemorySpanExporter;
+let meterProvider: MeterProvider;
 let provider: TracerProvider;
 let core: LeaseCore;
 let errors: string[];
@@ -35,7 +37,8 @@ function coreWith(tracer: () => Tracer): LeaseCore {
   return new LeaseCore({
     tracer,
     tracerProvider: () => provider,
-    stackCapture: createStackCapture({ maxFrames: 20, ownDir: '/nonexistent' }),
+    meter: meterProvider.getMeter('core-test'),
+    settings: { stackCapture: createStackCapture({ maxFrames: 20, ownDir: '/nonexistent' }) },
     diag: logger,
   });
 }
@@ -43,6 +46,7 @@ function coreWith(tracer: () => Tracer): LeaseCore {
 beforeEach(() => {
   exporter = new InMemorySpanExporter();
   provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter })] });
+  meterProvider = new MeterProvider();
   errors = [];
   core = coreWith(() => provider.getTracer('core-test'));
 });
@@ -60,7 +64,7 @@ describe('lease lifecycle', () => {
     const lease = takeWorker();
     expect(core.openLeaseCount).toBe(1);
     lease.granted();
-    lease.checkin();
+    lease.checkin(false, requestFrom);
     expect(core.openLeaseCount).toBe(0);
     const [span] = exporter.getFinishedSpans();
     expect(span?.name).toBe('generic-pool checkout');
@@ -83,8 +87,8 @@ describe('lease lifecycle', () => {
     const lease = requestFrom({ name: 'p', waiting: 0 });
     lease.granted();
     lease.granted();
-    lease.checkin();
-    lease.checkin();
+    lease.checkin(false, requestFrom);
+    lease.checkin(false, requestFrom);
     lease.failed(new Error('late'));
     const spans = exporter.getFinishedSpans();
     expect(spans).toHaveLength(1);
@@ -126,7 +130,7 @@ describe('bounded state', () => {
     for (let i = 0; i < 10_000; i++) {
       const lease = requestFrom(pool);
       lease.granted();
-      lease.checkin();
+      lease.checkin(false, requestFrom);
     }
     expect(core.openLeaseCount).toBe(0);
   });
@@ -151,7 +155,7 @@ describe('shutdown', () => {
   it('detaching restores the provider own shutdown', () => {
     requestFrom({ name: 'p', waiting: 0 });
     expect(Object.prototype.hasOwnProperty.call(provider, 'shutdown')).toBe(true);
-    core.detachFromProvider();
+    core.stop();
     expect(Object.prototype.hasOwnProperty.call(provider, 'shutdown')).toBe(false);
     expect(provider.shutdown).toBe(TracerProvider.prototype.shutdown);
   });

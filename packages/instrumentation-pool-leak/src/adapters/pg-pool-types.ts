@@ -26,3 +26,11 @@ export interface PgPool {
 export interface PgPoolConstructor {
   prototype: PgPool;
 }
+
+export interface PgClient {
+  query(...args: unknown[]): unknown;
+}
+
+export interface PgModule {
+  Client?: { prototype: PgClient };
+}

@@ -1,18 +1,33 @@
+import { context } from '@opentelemetry/api';
 import { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
 import { DB_SYSTEM_NAME_VALUE_POSTGRESQL } from '@opentelemetry/semantic-conventions';
 import type { Lease } from '../lease';
 import type { LeaseCore, PoolProbe } from '../lease-core';
 import type { PoolDescription } from '../tracked-pool';
 import { commonJsExports, type AdapterContext, type PoolAdapter } from './adapter';
-import type { PgConnectCallback, PgPool, PgPoolClient, PgPoolConstructor, PgPoolOptions, PgRelease } from './pg-pool-types';
+import type {
+  PgClient,
+  PgConnectCallback,
+  PgModule,
+  PgPool,
+  PgPoolClient,
+  PgPoolConstructor,
+  PgPoolOptions,
+  PgRelease,
+} from './pg-pool-types';
 
 /** pg-pool 3.x, which is what `pg.Pool` (pg 8.x) extends. */
 const SUPPORTED_VERSIONS = ['>=3.0.0 <4'];
+const SUPPORTED_PG_VERSIONS = ['>=8.0.0 <9'];
 const DEFAULT_MAX = 10;
+const TIMEOUT_MESSAGE = 'timeout exceeded when trying to connect';
 
 /**
  * pg-pool: `Pool.prototype.connect` is the one acquire point (`pool.query` checks out through
  * it), and the pool hands out a fresh `client.release` per checkout, which is the release point.
+ * pg's `Client.prototype.query` is patched only to run query callbacks in the caller's context:
+ * pg calls them from the socket's context, which belongs to whichever request opened the
+ * connection, so `pool.query`'s own release would otherwise look like a checkin from another trace.
  */
 export const pgPoolAdapter: PoolAdapter = {
   library: 'pg-pool',
@@ -31,6 +46,19 @@ export const pgPoolAdapter: PoolAdapter = {
           patcher.unwrap(commonJsExports(moduleExports).prototype, 'connect');
         },
       ),
+      new InstrumentationNodeModuleDefinition(
+        'pg',
+        SUPPORTED_PG_VERSIONS,
+        (moduleExports: PgModule) => {
+          const Client = commonJsExports(moduleExports).Client;
+          if (Client !== undefined) patcher.wrap(Client.prototype, 'query', bindQueryCallback);
+          return moduleExports;
+        },
+        (moduleExports: PgModule | undefined) => {
+          const Client = moduleExports === undefined ? undefined : commonJsExports(moduleExports).Client;
+          if (Client !== undefined) patcher.unwrap(Client.prototype, 'query');
+        },
+      ),
     ];
   },
 };
@@ -42,7 +70,22 @@ const pgPoolProbe: PoolProbe<PgPool> = {
     const full = pool.idleCount === 0 && pool.totalCount >= (pool.options.max ?? DEFAULT_MAX);
     return waiting > 0 || full ? waiting : undefined;
   },
+  stats(pool) {
+    const idle = pool.idleCount;
+    return { idle, used: pool.totalCount - idle, pending: pool.waitingCount, max: pool.options.max ?? DEFAULT_MAX };
+  },
+  isTimeout: (error) => error instanceof Error && error.message === TIMEOUT_MESSAGE,
 };
+
+/** Binds a trailing callback of `client.query(...)` to the context active at the call. */
+function bindQueryCallback(original: PgClient['query']): PgClient['query'] {
+  return function query(this: PgClient, ...args: unknown[]) {
+    const last = args.length - 1;
+    const callback = args[last];
+    if (last > 0 && typeof callback === 'function') args[last] = context.bind(context.active(), callback);
+    return original.apply(this, args);
+  };
+}
 
 function wrapConnect(original: PgPool['connect'], core: () => LeaseCore): PgPool['connect'] {
   return function connect(this: PgPool, callback?: PgConnectCallback) {
@@ -84,7 +127,7 @@ function grant(lease: Lease, client: PgPoolClient): PgRelease {
     if (released) lease.invalidRelease('double_release', release);
     else {
       released = true;
-      lease.checkin(Boolean(error));
+      lease.checkin(Boolean(error), release);
     }
     // pg-pool decides what a release means (and throws on a double one): unchanged.
     return poolRelease.apply(this, arguments as unknown as [Error | boolean | undefined]);

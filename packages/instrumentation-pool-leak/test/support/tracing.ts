@@ -2,6 +2,7 @@
 // context manager, and one PoolLeakInstrumentation registered against them.
 import { context, trace, type Tracer } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { MeterProvider, MetricReader, type DataPoint } from '@opentelemetry/sdk-metrics';
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace';
 import { PoolLeakInstrumentation } from '../../src';
 import type { PoolLeakInstrumentationConfig } from '../../src';
@@ -14,6 +15,15 @@ export interface TestTracing {
   readonly tracer: Tracer;
   /** Finished spans with this name, in the order they ended. */
   spansNamed(name: string): ReadableSpan[];
+  readonly meterProvider: MeterProvider;
+  /** Collects now and returns the data points of the metric with this name. */
+  metricPoints(name: string): Promise<DataPoint<unknown>[]>;
+}
+
+/** A reader that exports nothing and collects when asked: tests read values directly. */
+class CollectOnDemandReader extends MetricReader {
+  protected override async onForceFlush(): Promise<void> {}
+  protected override async onShutdown(): Promise<void> {}
 }
 
 let contextManagerInstalled = false;
@@ -27,13 +37,24 @@ export function setupTracing(config: PoolLeakInstrumentationConfig = {}): TestTr
   const exporter = new InMemorySpanExporter();
   const provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter })] });
   trace.setGlobalTracerProvider(provider);
+  const reader = new CollectOnDemandReader();
+  const meterProvider = new MeterProvider({ readers: [reader] });
   const instrumentation = new PoolLeakInstrumentation(config);
   instrumentation.setTracerProvider(provider);
+  instrumentation.setMeterProvider(meterProvider);
   return {
     exporter,
     provider,
     instrumentation,
     tracer: provider.getTracer('pool-leak-tests'),
     spansNamed: (name) => exporter.getFinishedSpans().filter((span) => span.name === name),
+    meterProvider,
+    async metricPoints(name) {
+      const { resourceMetrics } = await reader.collect();
+      return resourceMetrics.scopeMetrics
+        .flatMap((scope) => scope.metrics)
+        .filter((metric) => metric.descriptor.name === name)
+        .flatMap((metric) => metric.dataPoints as DataPoint<unknown>[]);
+    },
   };
 }
