@@ -37,15 +37,6 @@ afterAll(async () => {
   tracing.instrumentation.disable();
 });
 
-function inRequest<T>(name: string, work: () => Promise<T>): Promise<T> {
-  return tracing.tracer.startActiveSpan(name, async (span) => {
-    try {
-      return await work();
-    } finally {
-      span.end();
-    }
-  });
-}
 
 function checkoutSpanOf(functionName: string): ReadableSpan {
   const spans = tracing.spansNamed('pg-pool checkout').filter((span) => span.attributes['code.function.name'] === functionName);
@@ -78,7 +69,7 @@ describe('pool.checkin.finalizer', () => {
       const client = await pool.connect();
       safetyNet.register({ owner: 'dropped request state' }, client);
     }
-    await inRequest('GET /gc', checkoutWithSafetyNet);
+    await tracing.inRequest('GET /gc', checkoutWithSafetyNet);
     await until(() => {
       collectGarbage();
       return tracing.spansNamed('pg-pool checkout').length === 1;
@@ -96,7 +87,7 @@ describe('pool.checkin.loop_tick', () => {
     async function handToSweeper() {
       handedOff.push(await pool.connect());
     }
-    await inRequest('GET /handoff', handToSweeper);
+    await tracing.inRequest('GET /handoff', handToSweeper);
     await until(() => tracing.spansNamed('pg-pool checkout').length === 1, 'the sweeper to release');
     const span = checkoutSpanOf('handToSweeper');
     expect(misplacedCheckinEvents(span)).toEqual(['pool.checkin.loop_tick']);
@@ -110,8 +101,8 @@ describe('pool.checkin.loop_tick', () => {
     async function enqueueForLater() {
       queue.push(await pool.connect());
     }
-    await inRequest('GET /enqueue', enqueueForLater);
-    await inRequest('POST /drain', async () => {
+    await tracing.inRequest('GET /enqueue', enqueueForLater);
+    await tracing.inRequest('POST /drain', async () => {
       for (const client of queue.splice(0)) client.release();
     });
     expect(misplacedCheckinEvents(checkoutSpanOf('enqueueForLater'))).toEqual(['pool.checkin.loop_tick']);
@@ -132,7 +123,7 @@ describe('pool.checkin.loop_tick', () => {
     async function ownFlow() {
       await releaseIt(await pool.connect());
     }
-    await inRequest('GET /own', ownFlow);
+    await tracing.inRequest('GET /own', ownFlow);
     expect(misplacedCheckinEvents(checkoutSpanOf('ownFlow'))).toEqual([]);
   });
 
@@ -141,7 +132,7 @@ describe('pool.checkin.loop_tick', () => {
       // Reuse connections opened by other requests: their sockets carry those requests' context.
       await Promise.all([pool.query('SELECT 1'), pool.query('SELECT 2'), pool.query('SELECT 3')]);
     }
-    await inRequest('GET /pool-query', queryThroughPool);
+    await tracing.inRequest('GET /pool-query', queryThroughPool);
     const spans = tracing.spansNamed('pg-pool checkout');
     expect(spans).toHaveLength(3);
     expect(spans.flatMap(misplacedCheckinEvents)).toEqual([]);
@@ -155,7 +146,7 @@ describe('pool.checkin.loop_tick', () => {
     }
     async function noTraceThenOtherTrace() {
       const client = await pool.connect();
-      await inRequest('POST /other', async () => client.release());
+      await tracing.inRequest('POST /other', async () => client.release());
     }
     await noTraceAtAll();
     await noTraceThenOtherTrace();

@@ -17,15 +17,6 @@ afterAll(async () => {
   tracing.instrumentation.disable();
 });
 
-function inRequest<T>(name: string, work: () => Promise<T>): Promise<T> {
-  return tracing.tracer.startActiveSpan(name, async (span) => {
-    try {
-      return await work();
-    } finally {
-      span.end();
-    }
-  });
-}
 
 async function leakCounterFor(functionName: string): Promise<number> {
   const points = await tracing.metricPoints('pool.leak.suspected');
@@ -43,7 +34,7 @@ describe('leak threshold', () => {
       leakSpansWhileHeld = tracing.spansNamed('pg-pool leak').length;
       client.release();
     }
-    await inRequest('GET /slow-report', holdTooLong);
+    await tracing.inRequest('GET /slow-report', holdTooLong);
     expect(leakSpansWhileHeld).toBe(1);
 
     const [checkout] = tracing.spansNamed('pg-pool checkout');
@@ -73,7 +64,7 @@ describe('leak threshold', () => {
       await sleep(THRESHOLD_MS / 2);
       client.release();
     }
-    await inRequest('GET /quick', quickEnough);
+    await tracing.inRequest('GET /quick', quickEnough);
     await sleep(THRESHOLD_MS);
     const [checkout] = tracing.spansNamed('pg-pool checkout');
     expect(checkout!.events.map((event) => event.name)).toEqual(['pool.acquired']);
@@ -87,7 +78,7 @@ describe('leak threshold', () => {
       client.on('error', () => {});
       return client;
     }
-    const leaked = await inRequest('GET /leaky', neverReturns);
+    const leaked = await tracing.inRequest('GET /leaky', neverReturns);
     await sleep(THRESHOLD_MS * 3);
     expect(tracing.spansNamed('pg-pool leak').filter((span) => span.attributes['code.function.name'] === 'neverReturns')).toHaveLength(1);
     expect(await leakCounterFor('neverReturns')).toBe(1);

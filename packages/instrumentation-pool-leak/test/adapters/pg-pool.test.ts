@@ -29,16 +29,6 @@ function onlyCheckout(): ReadableSpan {
   return spans[0]!;
 }
 
-/** Runs `work` inside a fresh root span, as a request handler would. */
-function inRequest<T>(name: string, work: () => Promise<T>): Promise<T> {
-  return tracing.tracer.startActiveSpan(name, async (span) => {
-    try {
-      return await work();
-    } finally {
-      span.end();
-    }
-  });
-}
 
 beforeEach(() => tracing.exporter.reset());
 afterEach(async () => {
@@ -49,7 +39,7 @@ afterAll(() => tracing.instrumentation.disable());
 describe('checkout forms', () => {
   it('pool.connect() promise form: one span from request to checkin, child of the caller', async () => {
     const pool = newPool();
-    await inRequest('GET /promise', async () => {
+    await tracing.inRequest('GET /promise', async () => {
       const client = await pool.connect();
       await client.query('SELECT 1');
       client.release();
@@ -69,7 +59,7 @@ describe('checkout forms', () => {
 
   it('pool.connect(cb) callback form: callback gets (err, client, release) and runs in the caller context', async () => {
     const pool = newPool();
-    await inRequest('GET /callback', () => {
+    await tracing.inRequest('GET /callback', () => {
       const expected = trace.getActiveSpan();
       return new Promise<void>((resolve, reject) => {
         pool.connect((error, client, release) => {
@@ -93,7 +83,7 @@ describe('checkout forms', () => {
     async function loadInvoiceTotals() {
       return pool.query('SELECT 41 + 1 AS answer');
     }
-    const result = await inRequest('GET /query', loadInvoiceTotals);
+    const result = await tracing.inRequest('GET /query', loadInvoiceTotals);
     expect(result.rows).toEqual([{ answer: 42 }]);
     const span = onlyCheckout();
     expectCheckedIn(span);
@@ -104,7 +94,7 @@ describe('checkout forms', () => {
 
   it('pool.query(text, cb): the callback runs in the caller context', async () => {
     const pool = newPool();
-    const rows = await inRequest('GET /query-cb', () => {
+    const rows = await tracing.inRequest('GET /query-cb', () => {
       const expected = trace.getActiveSpan();
       return new Promise<unknown[]>((resolve, reject) => {
         pool.query('SELECT 7 AS n', (error, result) => {
@@ -163,12 +153,12 @@ describe('context through the wait queue', () => {
     const pool = newPool({ max: 1 });
     const holder = await pool.connect();
     const seen: Record<string, string | undefined> = {};
-    const promiseWaiter = inRequest('waiter-promise', async () => {
+    const promiseWaiter = tracing.inRequest('waiter-promise', async () => {
       const client = await pool.connect();
       seen.promise = trace.getActiveSpan()?.spanContext().spanId;
       client.release();
     });
-    const callbackWaiter = inRequest('waiter-callback', () => {
+    const callbackWaiter = tracing.inRequest('waiter-callback', () => {
       const expected = trace.getActiveSpan()?.spanContext().spanId;
       return new Promise<void>((resolve) => {
         pool.connect((error, client, release) => {
@@ -258,7 +248,7 @@ describe('release', () => {
 
   it('double release: pg-pool throws its own error, unchanged; pool.release.invalid is recorded', async () => {
     const pool = newPool();
-    const thrown = await inRequest('GET /double', async () => {
+    const thrown = await tracing.inRequest('GET /double', async () => {
       const client = await pool.connect();
       client.release();
       try {

@@ -15,6 +15,8 @@ export interface TestTracing {
   readonly tracer: Tracer;
   /** Finished spans with this name, in the order they ended. */
   spansNamed(name: string): ReadableSpan[];
+  /** Runs `work` inside a fresh active span named `name`, as a request handler would. */
+  inRequest<T>(name: string, work: () => Promise<T>): Promise<T>;
   readonly meterProvider: MeterProvider;
   /** Collects now and returns the data points of the metric with this name. */
   metricPoints(name: string): Promise<DataPoint<unknown>[]>;
@@ -42,11 +44,20 @@ export function setupTracing(config: PoolLeakInstrumentationConfig = {}): TestTr
   const instrumentation = new PoolLeakInstrumentation(config);
   instrumentation.setTracerProvider(provider);
   instrumentation.setMeterProvider(meterProvider);
+  const tracer = provider.getTracer('pool-leak-tests');
   return {
     exporter,
     provider,
     instrumentation,
-    tracer: provider.getTracer('pool-leak-tests'),
+    tracer,
+    inRequest: (name, work) =>
+      tracer.startActiveSpan(name, async (span) => {
+        try {
+          return await work();
+        } finally {
+          span.end();
+        }
+      }),
     spansNamed: (name) => exporter.getFinishedSpans().filter((span) => span.name === name),
     meterProvider,
     async metricPoints(name) {
