@@ -48,4 +48,21 @@ describe.each(MAJORS)('Node %s', (major) => {
     });
     expect(result.leaks, context).toEqual(['holdPastThreshold']);
   });
+
+  it('the register entry patches an ES module import, silently', { timeout: 150_000 }, () => {
+    const run = spawnSync(
+      nodeBinary(major),
+      ['--import', 'opentelemetry-instrumentation-pool-leak/register', 'test/fixtures/compat-register.mjs'],
+      {
+        cwd: ROOT,
+        encoding: 'utf8',
+        timeout: 60_000,
+        env: { PATH: process.env['PATH'] ?? '', OTEL_TRACES_EXPORTER: 'none', OTEL_METRICS_EXPORTER: 'none', OTEL_LOGS_EXPORTER: 'none' },
+      },
+    );
+    const context = `exit ${run.status} signal ${run.signal}\nstderr:\n${run.stderr}`;
+    expect(run.status, context).toBe(0);
+    expect(JSON.parse(run.stdout.trim()), context).toEqual({ patched: true });
+    expect(run.stderr, 'no process warnings, no output').toBe('');
+  });
 });

@@ -81,7 +81,7 @@ async function cycleAt(openLeases) {
     tracer: () => tracer,
     tracerProvider: () => provider,
     meter: new MeterProvider().getMeter('core-bench'),
-    settings: { stackCapture: createStackCapture({ maxFrames: 50, ownDir: '/nowhere' }), leakThresholdMs: 30_000 },
+    settings: { stackCapture: createStackCapture({ maxFrames: 50, ownDirs: ['/nowhere'] }), leakThresholdMs: 30_000 },
   });
   const pool = {};
   function checkout() {

@@ -1,4 +1,5 @@
 import { trace, type TracerProvider } from '@opentelemetry/api';
+import { basename, dirname, join } from 'node:path';
 import { InstrumentationBase, type InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
 import type { AdapterContext, Patcher } from './adapters/adapter';
 import { ADAPTERS } from './adapters';
@@ -106,7 +107,18 @@ function coreSettingsFor(settings: ResolvedConfig): LeaseCoreSettings {
   };
 }
 
-/** Frames under this directory (the package's own code) are never shown as the call site. */
+/**
+ * This package's code: the directory of this file (build/src when installed, src in the tests)
+ * and the sources, which frames name instead under `--enable-source-maps`.
+ */
+const OWN_DIRS = [...new Set([__dirname, join(packageRoot(__dirname), 'src')])];
+
+function packageRoot(dir: string): string {
+  const parent = dirname(dir);
+  return basename(dir) === 'src' && basename(parent) === 'build' ? dirname(parent) : parent;
+}
+
+/** Frames of this package are never shown as the call site. */
 function stackCaptureOf(frames: number): StackCapture {
-  return frames === 0 ? NO_STACK_CAPTURE : createStackCapture({ maxFrames: frames, ownDir: __dirname });
+  return frames === 0 ? NO_STACK_CAPTURE : createStackCapture({ maxFrames: frames, ownDirs: OWN_DIRS });
 }

@@ -37,8 +37,11 @@ export const NO_STACK_CAPTURE: StackCapture = { capture: () => undefined };
 export interface StackCaptureOptions {
   /** Frames kept; at least 1. */
   readonly maxFrames: number;
-  /** Frames under this directory belong to the instrumentation and are removed. */
-  readonly ownDir: string;
+  /**
+   * Frames under these directories belong to the instrumentation and are removed: the compiled
+   * code, and its sources, which is where frames point under `--enable-source-maps`.
+   */
+  readonly ownDirs: readonly string[];
   /** Frames captured on every call to recognise a call site (see below). Default 6. */
   readonly keyFrames?: number;
   /** Upper bound of the stack text, cut at a line end. Default 8192 characters. */
@@ -65,7 +68,7 @@ export function createStackCapture(options: StackCaptureOptions): StackCapture {
   const keyFrames = Math.min(maxFrames, options.keyFrames ?? DEFAULT_KEY_FRAMES);
   const maxChars = options.maxChars ?? DEFAULT_MAX_CHARS;
   const cacheSize = options.cacheSize ?? DEFAULT_CACHE_SIZE;
-  const ownPrefix = options.ownDir.endsWith(sep) ? options.ownDir : options.ownDir + sep;
+  const ownPrefixes = options.ownDirs.map((dir) => (dir.endsWith(sep) ? dir : dir + sep));
   const cache = new Map<string, CapturedStack>();
 
   return {
@@ -76,7 +79,7 @@ export function createStackCapture(options: StackCaptureOptions): StackCapture {
       if (cached !== undefined) return cached;
       const text = stackText(boundary, maxFrames);
       if (text === undefined) return undefined;
-      const captured = buildCapturedStack(text, maxFrames, maxChars, ownPrefix);
+      const captured = buildCapturedStack(text, maxFrames, maxChars, ownPrefixes);
       if (cache.size >= cacheSize) {
         const oldest = cache.keys().next();
         if (oldest.done !== true) cache.delete(oldest.value);
@@ -128,7 +131,12 @@ function stackText(boundary: Function, limit: number): string | undefined {
 }
 
 /** Trims a formatted stack to frames that are not ours, caps it and finds the call site. */
-export function buildCapturedStack(text: string, maxFrames: number, maxChars: number, ownPrefix: string): CapturedStack {
+export function buildCapturedStack(
+  text: string,
+  maxFrames: number,
+  maxChars: number,
+  ownPrefixes: readonly string[],
+): CapturedStack {
   const kept: string[] = [];
   let length = 0;
   let callSite: CallSite | undefined;
@@ -136,7 +144,8 @@ export function buildCapturedStack(text: string, maxFrames: number, maxChars: nu
     if (kept.length >= maxFrames) break;
     const frame = parseFrame(line);
     if (frame === undefined) continue;
-    if (frame.filePath !== undefined && frame.filePath.startsWith(ownPrefix)) continue;
+    const file = frame.filePath;
+    if (file !== undefined && ownPrefixes.some((prefix) => file.startsWith(prefix))) continue;
     const trimmed = line.trimEnd();
     if (length + trimmed.length + 1 > maxChars) break;
     kept.push(trimmed);

@@ -38,7 +38,7 @@ function coreWith(tracer: () => Tracer): LeaseCore {
     tracer,
     tracerProvider: () => provider,
     meter: meterProvider.getMeter('core-test'),
-    settings: { stackCapture: createStackCapture({ maxFrames: 20, ownDir: '/nonexistent' }) },
+    settings: { stackCapture: createStackCapture({ maxFrames: 20, ownDirs: ['/nonexistent'] }) },
     diag: logger,
   });
 }

@@ -40,7 +40,7 @@ describe('buildCapturedStack', () => {
   ].join('\n');
 
   it('drops our frames, keeps dependencies in the stack, picks the first application frame', () => {
-    const captured = buildCapturedStack(text, 50, 8192, OWN);
+    const captured = buildCapturedStack(text, 50, 8192, [OWN]);
     expect(captured.text.split('\n')).toEqual([
       '    at Pool.query (/srv/app/node_modules/pg-pool/index.js:440:10)',
       '    at listOrders (/srv/app/src/orders.js:12:16)',
@@ -55,15 +55,23 @@ describe('buildCapturedStack', () => {
     });
   });
 
+  it('drops frames of every own directory: compiled code and its source-mapped sources', () => {
+    const sources = `${sep}opt${sep}app${sep}node_modules${sep}opentelemetry-instrumentation-pool-leak${sep}src${sep}`;
+    const mapped = `Error\n    at cleanupUnderMarker (${sources}checkin-context.ts:31:20)\n    at release (${OWN}adapters${sep}pg-pool.js:9:1)\n    at sweep (/srv/app/src/sweeper.js:4:2)`;
+    const captured = buildCapturedStack(mapped, 50, 8192, [OWN, sources]);
+    expect(captured.text).toBe('    at sweep (/srv/app/src/sweeper.js:4:2)');
+    expect(captured.callSite?.functionName).toBe('sweep');
+  });
+
   it('caps by frames and by characters, at a line end', () => {
-    expect(buildCapturedStack(text, 2, 8192, OWN).text.split('\n')).toHaveLength(2);
-    const short = buildCapturedStack(text, 50, 100, OWN).text;
+    expect(buildCapturedStack(text, 2, 8192, [OWN]).text.split('\n')).toHaveLength(2);
+    const short = buildCapturedStack(text, 50, 100, [OWN]).text;
     expect(short.length).toBeLessThanOrEqual(100);
     expect(short.split('\n').every((line) => line.trimStart().startsWith('at '))).toBe(true);
   });
 
   it('no application frame: a stack but no code.* call-site attributes', () => {
-    const captured = buildCapturedStack('Error\n    at x (/a/node_modules/b/c.js:1:1)', 50, 8192, OWN);
+    const captured = buildCapturedStack('Error\n    at x (/a/node_modules/b/c.js:1:1)', 50, 8192, [OWN]);
     expect(captured.callSite).toBeUndefined();
     expect(Object.keys(captured.attributes)).toEqual(['code.stacktrace']);
   });
@@ -75,7 +83,7 @@ describe('createStackCapture', () => {
   }
 
   it('the boundary function and everything above it are left out', () => {
-    const capture = createStackCapture({ maxFrames: 50, ownDir: OWN });
+    const capture = createStackCapture({ maxFrames: 50, ownDirs: [OWN] });
     function callerOfBoundary() {
       return boundary(capture);
     }
@@ -85,7 +93,7 @@ describe('createStackCapture', () => {
   });
 
   it('one call site is formatted once and then served from the cache', () => {
-    const capture = createStackCapture({ maxFrames: 50, ownDir: OWN, keyFrames: 4 });
+    const capture = createStackCapture({ maxFrames: 50, ownDirs: [OWN], keyFrames: 4 });
     const results = [];
     for (let i = 0; i < 3; i++) results.push(boundary(capture));
     expect(results[1]).toBe(results[0]);
@@ -93,7 +101,7 @@ describe('createStackCapture', () => {
   });
 
   it('different call sites get different stacks; the cache stays bounded', () => {
-    const capture = createStackCapture({ maxFrames: 50, ownDir: OWN, cacheSize: 2 });
+    const capture = createStackCapture({ maxFrames: 50, ownDirs: [OWN], cacheSize: 2 });
     const siteA = () => boundary(capture);
     const siteB = () => boundary(capture);
     const siteC = () => boundary(capture);
@@ -110,7 +118,7 @@ describe('createStackCapture', () => {
     const saved = Error.prepareStackTrace;
     Error.prepareStackTrace = () => ({ custom: true });
     try {
-      expect(boundary(createStackCapture({ maxFrames: 50, ownDir: OWN }))).toBeUndefined();
+      expect(boundary(createStackCapture({ maxFrames: 50, ownDirs: [OWN] }))).toBeUndefined();
     } finally {
       Error.prepareStackTrace = saved;
     }

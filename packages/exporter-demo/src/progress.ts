@@ -1,0 +1,93 @@
+// The progress bar of the load, on stderr so stdout stays the report. On a terminal it redraws
+// one line in place; elsewhere (CI, tests, a pipe) it prints a line now and then.
+import type { RequestResult } from './load';
+
+/** What the bar shows about the pool, read from pg.Pool's own counters. */
+export interface PoolGauge {
+  readonly total: number;
+  readonly idle: number;
+  readonly waiting: number;
+  readonly max: number;
+}
+
+const WIDTH = 24;
+const TTY_REDRAW_MS = 100;
+const PIPE_LINE_MS = 1000;
+
+export class Progress {
+  private readonly started = performance.now();
+  private done = 0;
+  private ok = 0;
+  private rejected = 0;
+  private failed = 0;
+  private lastDraw = 0;
+  private drawn = false;
+  private lastLine = '';
+  private readonly tty: boolean;
+
+  constructor(
+    private readonly stream: NodeJS.WriteStream,
+    private readonly requests: number,
+    private readonly durationMs: number,
+    private readonly pool: () => PoolGauge,
+  ) {
+    this.tty = stream.isTTY === true;
+  }
+
+  /** Counts a finished request and redraws when it is time. */
+  record(result: RequestResult): void {
+    this.done++;
+    if (result.status !== undefined && result.status < 400) this.ok++;
+    else if (result.status !== undefined && result.status < 500) this.rejected++;
+    else this.failed++;
+    this.draw(false);
+  }
+
+  /** A line of its own above the bar (the bar is redrawn after it). */
+  log(line: string): void {
+    this.clear();
+    this.stream.write(`${line}\n`);
+    // On a terminal the bar moves back under the line; in a log it would only repeat itself.
+    if (this.tty) this.draw(true);
+  }
+
+  /** The final state of the bar, then a newline. */
+  finish(): void {
+    this.draw(true);
+    if (this.tty && this.drawn) this.stream.write('\n');
+    this.drawn = false;
+  }
+
+  private draw(force: boolean): void {
+    const now = performance.now();
+    if (!force && now - this.lastDraw < (this.tty ? TTY_REDRAW_MS : PIPE_LINE_MS)) return;
+    this.lastDraw = now;
+    const line = this.line(now);
+    if (this.tty) {
+      this.stream.write(`\r\x1b[2K${line}`);
+      this.drawn = true;
+    } else if (line !== this.lastLine) {
+      this.stream.write(`${line}\n`);
+    }
+    this.lastLine = line;
+  }
+
+  private clear(): void {
+    if (this.tty && this.drawn) this.stream.write('\r\x1b[2K');
+    this.drawn = false;
+  }
+
+  private line(now: number): string {
+    const elapsed = now - this.started;
+    // Either bound can end the run: show whichever is closer.
+    const fraction = Math.min(1, Math.max(this.done / this.requests, elapsed / this.durationMs));
+    const filled = Math.round(fraction * WIDTH);
+    const pool = this.pool();
+    const used = pool.total - pool.idle;
+    return (
+      `[demo] [${'#'.repeat(filled)}${'-'.repeat(WIDTH - filled)}] ${this.done}/${this.requests} requests ` +
+      `| ok ${this.ok}, 4xx ${this.rejected}, failed ${this.failed} ` +
+      `| pool ${used}/${pool.max} in use, ${pool.waiting} waiting | ${(elapsed / 1000).toFixed(1)}s`
+    );
+  }
+}

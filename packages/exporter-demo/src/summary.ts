@@ -1,0 +1,57 @@
+// The closing lines of `npm run demo`: what the load did, and where the traces went (or why not).
+import { isAbsolute, relative } from 'node:path';
+import type { DemoOptions } from './cli';
+import type { ExportStats } from './export-stats';
+import type { LoadSummary } from './load';
+import type { Telemetry } from './telemetry';
+
+const JAEGER_UI = 'http://localhost:16686';
+
+export interface SummaryInput {
+  readonly options: DemoOptions;
+  readonly load: LoadSummary | undefined;
+  /** Connections still checked out when the service stopped. */
+  readonly leakedAtEnd: number;
+  readonly telemetry: Telemetry;
+}
+
+export function formatSummary({ options, load, leakedAtEnd, telemetry }: SummaryInput): string {
+  const lines = ['Summary'];
+  if (load !== undefined) {
+    const outcomes = [...load.outcomes]
+      .sort((a, b) => b[1].count - a[1].count)
+      .map(([status, { count, example }]) => (status === '200' || example === undefined ? `${count}× ${status}` : `${count}× ${status} (${example})`));
+    const stop = load.stoppedBy === 'requests' ? 'all requests sent' : 'duration reached';
+    lines.push(`  load: ${load.sent} requests in ${(load.elapsedMs / 1000).toFixed(1)} s (${stop}): ${outcomes.join(', ')}`);
+  }
+  lines.push(`  pool: ${leakedAtEnd} of ${options.poolSize} connections still checked out when the service stopped`);
+  const { otlp, file } = telemetry;
+  if (otlp === undefined) {
+    lines.push(
+      '  OTLP: not exported (nothing was listening). For Jaeger: `docker compose up -d`, run the demo again, ' +
+        `open ${JAEGER_UI}; or upload the trace file below.`,
+    );
+  } else {
+    lines.push(`  OTLP traces: ${exportLine(otlp.traces, 'spans', otlp.endpoint.traces)}`);
+    lines.push(`  OTLP metrics: ${exportLine(otlp.metrics, 'data points', otlp.endpoint.metrics)}`);
+    if (otlp.metrics.okExports === 0 && otlp.metrics.failedExports > 0) {
+      lines.push('    (Jaeger keeps traces only; send metrics to an OpenTelemetry Collector or Prometheus to keep them.)');
+    }
+    if (otlp.traces.delivered > 0) {
+      lines.push(`  Jaeger UI (docker-compose.yml): ${JAEGER_UI}/search?service=${encodeURIComponent(telemetry.serviceName)}`);
+    }
+  }
+  const inCwd = relative(process.cwd(), file.path);
+  const path = inCwd === '' || inCwd.startsWith('..') || isAbsolute(inCwd) ? file.path : inCwd;
+  lines.push(
+    `  trace file: ${path} — ${file.spans} spans in ${file.lines} line${file.lines === 1 ? '' : 's'} of OTLP/JSON ` +
+      '(Jaeger UI: Search → Upload JSON; replay: see packages/exporter-demo/README.md)',
+  );
+  return lines.join('\n');
+}
+
+function exportLine(stats: ExportStats, items: string, url: string): string {
+  if (stats.failedExports === 0) return `${stats.delivered} ${items} accepted by ${url}`;
+  const failed = `${stats.failedExports} export${stats.failedExports === 1 ? '' : 's'} failed (${stats.lastError ?? 'unknown error'})`;
+  return stats.okExports === 0 ? `NOT accepted by ${url}: ${failed}` : `${stats.delivered} ${items} accepted by ${url}, ${failed}`;
+}

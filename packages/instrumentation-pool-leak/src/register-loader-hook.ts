@@ -1,0 +1,71 @@
+import { createRequire, register } from 'node:module';
+import { pathToFileURL } from 'node:url';
+
+/** The OpenTelemetry ESM loader hook: import-in-the-middle, as `@opentelemetry/instrumentation` ships it. */
+const OTEL_LOADER_HOOK = '@opentelemetry/instrumentation/hook.mjs';
+
+/**
+ * A loader flag that already brings import-in-the-middle's hook, e.g. the
+ * `--experimental-loader=@opentelemetry/instrumentation/hook.mjs` the OpenTelemetry docs
+ * recommend for ES modules. Registering the hook a second time makes it emit a process warning
+ * ("hook has already been initialized"), and our module list would then narrow what the user's
+ * hook intercepts for their other instrumentations.
+ */
+const LOADER_FLAG_WITH_OTEL_HOOK = /--(?:experimental-)?loader[= ]\S*(?:@opentelemetry\/instrumentation|import-in-the-middle)\/hook\.mjs/;
+
+export type LoaderHookOutcome = 'registered' | 'registered-in-thread' | 'already-on-command-line';
+
+/** import-in-the-middle's in-thread hooks (`module.registerHooks`), where Node supports them. */
+interface InThreadHooks {
+  supportsSyncHooks(): boolean;
+  register(options: { include: string[] }): void;
+}
+
+/**
+ * The in-thread variant of the same hook, from the import-in-the-middle copy that our
+ * `@opentelemetry/instrumentation` uses (its `Hook`s must see the registration). Node 26
+ * deprecates `module.register()` with a process warning (DEP0205), and an instrumentation must
+ * not make the application print warnings; `module.registerHooks()` has no such warning and no
+ * loader thread. Undefined where Node's `registerHooks` cannot run it (older 22.x and 24.x).
+ */
+function inThreadHooks(): InThreadHooks | undefined {
+  try {
+    const fromInstrumentation = createRequire(require.resolve('@opentelemetry/instrumentation'));
+    const hooks = fromInstrumentation('import-in-the-middle/register-hooks.mjs') as InThreadHooks;
+    return hooks.supportsSyncHooks() ? hooks : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Registers the ESM loader hook so that modules the application `import`s (not only those it
+ * `require`s) are patched. Must run before the application's module graph loads, which a
+ * `--import` or `-r` preload guarantees.
+ *
+ * Only the named modules are intercepted (import-in-the-middle's `include` option): without it
+ * the hook wraps every ES module of the application, which has broken applications in ways that
+ * have nothing to do with pools (open-telemetry/opentelemetry-js#6984,
+ * nodejs/import-in-the-middle#280). The names are bare specifiers, which is how applications
+ * import the pool libraries; none of the adapters patches a file inside an ES module.
+ */
+export function registerLoaderHook(
+  moduleNames: readonly string[],
+  commandLine: { execArgv: readonly string[]; nodeOptions: string | undefined } = {
+    execArgv: process.execArgv,
+    nodeOptions: process.env['NODE_OPTIONS'],
+  },
+): LoaderHookOutcome {
+  if (LOADER_FLAG_WITH_OTEL_HOOK.test(`${commandLine.execArgv.join(' ')} ${commandLine.nodeOptions ?? ''}`)) {
+    return 'already-on-command-line';
+  }
+  const include = [...new Set(moduleNames)];
+  const hooks = inThreadHooks();
+  if (hooks !== undefined) {
+    hooks.register({ include });
+    return 'registered-in-thread';
+  }
+  // Resolved from this file, so the hook is the one of our own @opentelemetry/instrumentation.
+  register(OTEL_LOADER_HOOK, pathToFileURL(__filename), { data: { include } });
+  return 'registered';
+}
