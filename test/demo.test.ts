@@ -1,15 +1,13 @@
 // `npm run demo` end to end, as a child process in short mode: its own PostgreSQL, the leaky
 // service, load until the pool is exhausted, OTLP/HTTP protobuf to a loopback receiver, the
 // OTLP/JSON file, and the console report. Runs the BUILT demo (`npm run build` first).
-import { execFile, type ExecFileException } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runNode, type Ended } from './support/node-process';
 import { spansOfRequest, startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './support/otlp-receiver';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const DEMO = 'packages/exporter-demo/build/main.js';
 /** Bounds the child; the test's own timeout is above it, so a hang fails with the child's output. */
 const RUN_TIMEOUT_MS = 90_000;
@@ -18,52 +16,13 @@ const LEAKING_FUNCTION = 'BillingService.exportInvoice';
 const OTLP_KIND_SERVER = 2;
 const OTLP_STATUS_ERROR = 2;
 
-interface DemoRun {
-  readonly exitCode: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-  /** Prefix of every assertion message: how the demo ended and everything it printed. */
-  readonly context: string;
-}
-
-function runDemo(args: readonly string[], env: Record<string, string> = {}): Promise<DemoRun> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['--enable-source-maps', DEMO, ...args],
-      { cwd: ROOT, env: childEnv(env), timeout: RUN_TIMEOUT_MS, killSignal: 'SIGKILL', maxBuffer: 16 * 1024 * 1024 },
-      (error, stdout, stderr) => {
-        const exitCode = error === null ? 0 : typeof error.code === 'number' ? error.code : null;
-        resolve({
-          exitCode,
-          stdout,
-          stderr,
-          context: `demo ${args.join(' ')} ${howItEnded(error, exitCode)}\n--- stdout:\n${stdout}\n--- stderr:\n${stderr}\n---\n`,
-        });
-      },
-    );
-  });
-}
-
-function howItEnded(error: ExecFileException | null, exitCode: number | null): string {
-  if (error === null) return 'exited with 0';
-  if (error.killed === true && error.signal === 'SIGKILL') return `was killed after ${RUN_TIMEOUT_MS} ms`;
-  if (error.signal) return `was killed by ${error.signal}`;
-  return exitCode === null ? `did not run: ${error.message}` : `exited with ${exitCode}`;
-}
-
-/** The runner's environment without what would change the demo: NODE_OPTIONS, OTEL_*, PG*, npm_*. */
-function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) {
-    if (name === 'NODE_OPTIONS' || name.startsWith('OTEL_') || name.startsWith('PG') || name.startsWith('npm_')) continue;
-    env[name] = value;
-  }
-  return { ...env, ...extra };
+/** The built demo from the repository root; the demo starts its own PostgreSQL. */
+function runDemo(args: readonly string[], env: Record<string, string> = {}): Promise<Ended> {
+  return runNode(['--enable-source-maps', DEMO, ...args], { timeoutMs: RUN_TIMEOUT_MS, env });
 }
 
 /** Every line of the trace file, each parsed as one OTLP/JSON ExportTraceServiceRequest. */
-function readTraceFile(path: string, run: DemoRun): ReceivedSpan[] {
+function readTraceFile(path: string, run: Ended): ReceivedSpan[] {
   const lines = readFileSync(path, 'utf8').split('\n').filter((line) => line.trim() !== '');
   expect(lines.length, `${run.context}the trace file is empty`).toBeGreaterThan(0);
   return lines.flatMap((line, index) => {
@@ -86,7 +45,7 @@ function named(spans: readonly ReceivedSpan[], name: string): ReceivedSpan[] {
 describe('npm run demo --short', { timeout: RUN_TIMEOUT_MS + 20_000 }, () => {
   let receiver: OtlpReceiver;
   let outputDir: string;
-  let run: DemoRun;
+  let run: Ended;
   let traceFile: string;
 
   beforeAll(async () => {
@@ -102,7 +61,7 @@ describe('npm run demo --short', { timeout: RUN_TIMEOUT_MS + 20_000 }, () => {
   });
 
   it('exits 0, and the first line of the report names the leaking function', () => {
-    expect(run.exitCode, run.context).toBe(0);
+    expect(run.code, run.context).toBe(0);
     const firstLine = run.stdout.split('\n')[0] ?? '';
     expect(firstLine, run.context).toMatch(/^LEAK: /);
     expect(firstLine, run.context).toContain(LEAKING_FUNCTION);
@@ -174,7 +133,7 @@ describe('npm run demo --short', { timeout: RUN_TIMEOUT_MS + 20_000 }, () => {
 describe('demo flags', () => {
   it('--help prints the usage and exits 0 without starting anything', async () => {
     const help = await runDemo(['--help']);
-    expect(help.exitCode, help.context).toBe(0);
+    expect(help.code, help.context).toBe(0);
     expect(help.stdout, help.context).toMatch(/^Usage: /);
     for (const flag of ['--duration', '--requests', '--concurrency', '--pool-size', '--threshold', '--output', '--otlp-endpoint', '--short']) {
       expect(help.stdout, help.context).toContain(flag);
@@ -184,10 +143,10 @@ describe('demo flags', () => {
 
   it('a bad flag exits 2 and says what to do', async () => {
     const bad = await runDemo(['--requests', 'many']);
-    expect(bad.exitCode, bad.context).toBe(2);
+    expect(bad.code, bad.context).toBe(2);
     expect(bad.stderr, bad.context).toContain('--requests "many" is not a number');
     const unknown = await runDemo(['--request', '5']);
-    expect(unknown.exitCode, unknown.context).toBe(2);
+    expect(unknown.code, unknown.context).toBe(2);
     expect(unknown.stderr, unknown.context).toContain('--help');
   });
 });

@@ -2,13 +2,11 @@
 // fixture apps with no OpenTelemetry setup of their own, the BUILT package (`npm run build`
 // first), the real PostgreSQL, and the loopback OTLP receiver as OTEL_EXPORTER_OTLP_ENDPOINT, so
 // what is asserted is what the SDK's own OTLP/HTTP protobuf exporters sent.
-import { spawn } from 'node:child_process';
-import { basename, dirname, isAbsolute, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
+import { basename, isAbsolute } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { postgresEnv, startNode, type Ended, type RunningNode } from './support/node-process';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './support/otlp-receiver';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 /** Well under vitest's testTimeout, so a hung app fails with its stderr instead of a bare timeout. */
 const RUN_TIMEOUT_MS = 15_000;
 const REGISTER = 'opentelemetry-instrumentation-pool-leak/register';
@@ -31,22 +29,6 @@ const POOL_METRICS = [
   'db.client.connection.wait_time',
   'db.client.connection.use_time',
 ];
-
-interface Ended {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  /** Prefix of every assertion message: how the app ended and everything it wrote to stderr. */
-  context: string;
-}
-
-interface RunningNode {
-  /** Resolves once the app has written this exact line on stdout. */
-  stdoutLine(line: string): Promise<void>;
-  kill(signal: NodeJS.Signals): void;
-  readonly ended: Promise<Ended>;
-}
 
 let receiver: OtlpReceiver;
 
@@ -216,93 +198,22 @@ describe('register entry: the process ends as it would without it', () => {
 
 /** Starts the app in its "wait" scenario, sends `signal` once it is ready, and waits for the end. */
 async function signalWaitingApp(args: readonly string[], signal: NodeJS.Signals, env: Record<string, string> = {}): Promise<Ended> {
-  const app = startNode(args, { FIXTURE_SCENARIO: 'wait', ...env });
+  const app = startApp(args, { FIXTURE_SCENARIO: 'wait', ...env });
   await app.stdoutLine('register-app: ready');
   app.kill(signal);
   return app.ended;
 }
 
 function runNode(args: readonly string[], env: Record<string, string> = {}): Promise<Ended> {
-  return startNode(args, env).ended;
+  return startApp(args, env).ended;
 }
 
-/** `node <args>` from the repository root; killed with SIGKILL after RUN_TIMEOUT_MS. */
-function startNode(args: readonly string[], env: Record<string, string>): RunningNode {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  let timedOut = false;
-  const lineWaiters: { line: string; resolve: () => void }[] = [];
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    stdout += chunk;
-    const lines = stdout.split('\n');
-    for (const waiter of lineWaiters.splice(0)) {
-      if (lines.includes(waiter.line)) waiter.resolve();
-      else lineWaiters.push(waiter);
-    }
+/** An app with the test server, the receiver as OTLP endpoint, and the test's service name. */
+function startApp(args: readonly string[], env: Record<string, string>): RunningNode {
+  return startNode(args, {
+    timeoutMs: RUN_TIMEOUT_MS,
+    env: { ...postgresEnv(), OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint, OTEL_SERVICE_NAME: SERVICE_NAME, ...env },
   });
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-  const timer = setTimeout(() => {
-    timedOut = true;
-    child.kill('SIGKILL');
-  }, RUN_TIMEOUT_MS);
-
-  const ended = new Promise<Ended>((resolve) => {
-    const finish = (code: number | null, signal: NodeJS.Signals | null, failure?: Error) => {
-      clearTimeout(timer);
-      const how = failure
-        ? `did not run: ${failure.message}`
-        : timedOut
-          ? `was killed after ${RUN_TIMEOUT_MS} ms`
-          : signal !== null
-            ? `ended by ${signal}`
-            : `exited with ${code}`;
-      const context = `node ${args.join(' ')} ${how}; stdout:\n${stdout || '(empty)'}\nstderr:\n${stderr || '(empty)'}\n`;
-      resolve({ code, signal, stdout, stderr, context });
-    };
-    child.on('error', (error) => finish(null, null, error));
-    child.on('close', (code, signal) => finish(code, signal));
-  });
-
-  return {
-    stdoutLine: (line) =>
-      new Promise<void>((resolve, reject) => {
-        if (stdout.split('\n').includes(line)) return resolve();
-        lineWaiters.push({ line, resolve });
-        // An app that ends first never prints the line: fail with what it did print.
-        void ended.then((end) => reject(new Error(`no stdout line "${line}": ${end.context}`)));
-      }),
-    kill: (signal) => {
-      child.kill(signal);
-    },
-    ended,
-  };
-}
-
-/**
- * The runner's environment without what would change the app's behaviour (NODE_OPTIONS, OTEL_*,
- * PG*), plus the test server's connection and the receiver as the OTLP endpoint.
- */
-function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const { host, port, user, password, database } = inject('postgres');
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) {
-    if (name === 'NODE_OPTIONS' || name.startsWith('OTEL_') || name.startsWith('PG')) continue;
-    env[name] = value;
-  }
-  return {
-    ...env,
-    PGHOST: host,
-    PGPORT: String(port),
-    PGUSER: user,
-    PGPASSWORD: password,
-    PGDATABASE: database,
-    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
-    OTEL_SERVICE_NAME: SERVICE_NAME,
-    ...extra,
-  };
 }
 
 function stdoutLines(run: Ended): string[] {
