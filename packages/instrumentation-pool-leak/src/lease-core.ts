@@ -67,7 +67,6 @@ export class LeaseCore implements LeaseHost {
   private readonly observedPools = new Map<TrackedPool, WeakRef<object>>();
   /** Pools with at least one open lease; a pool without leases is not referenced from here. */
   private readonly busyPools = new Set<TrackedPool>();
-  private readonly leaseByConnection = new WeakMap<object, Lease>();
   private readonly shutdownHook = new ProviderShutdownHook(() => this.endOpenLeases());
   private readonly reported = new Map<string, number>();
   private readonly log: DiagLogger;
@@ -166,21 +165,6 @@ export class LeaseCore implements LeaseHost {
       this.observedPools.set(tracked, ref);
     }
     return tracked;
-  }
-
-  /** Links a granted connection object to its lease, for libraries that release by object. */
-  bindConnection(connection: object, lease: Lease): void {
-    this.leaseByConnection.set(connection, lease);
-  }
-
-  /** The open lease holding `connection`, if any. */
-  leaseOf(connection: object): Lease | undefined {
-    return this.leaseByConnection.get(connection);
-  }
-
-  /** Forgets the link from a connection to its lease (checkin, destroy). */
-  unbindConnection(connection: object, lease: Lease): void {
-    if (this.leaseByConnection.get(connection) === lease) this.leaseByConnection.delete(connection);
   }
 
   /** Ends every open lease with ERROR status (the tracer provider is shutting down). */

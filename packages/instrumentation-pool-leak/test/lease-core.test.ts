@@ -101,15 +101,6 @@ describe('lease lifecycle', () => {
     expect(exporter.getFinishedSpans()[0]?.status).toEqual({ code: SpanStatusCode.ERROR, message: 'pool is draining' });
   });
 
-  it('binds connection objects to leases and forgets them', () => {
-    const lease = requestFrom({ name: 'p', waiting: 0 });
-    const connection = {};
-    core.bindConnection(connection, lease);
-    expect(core.leaseOf(connection)).toBe(lease);
-    core.unbindConnection(connection, lease);
-    expect(core.leaseOf(connection)).toBeUndefined();
-  });
-
   it('callbacks run in the caller context even when invoked from another one', async () => {
     const tracer = provider.getTracer('core-test');
     const callerSpan = tracer.startSpan('caller');
