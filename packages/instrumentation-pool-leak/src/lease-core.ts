@@ -120,9 +120,9 @@ export class LeaseCore implements LeaseHost {
         callerContext,
       );
       const recording = span.isRecording();
-      // Called directly, not through captureStack(): every frame between here and the boundary
-      // is walked by the capture (~0.4 µs each on the CI machine). Unsampled leases still need
-      // their call site when leaks are watched, for the counter.
+      // Captured right here, not through a helper method: every frame between here and the
+      // boundary is walked by the capture (~0.4 µs each on the CI machine). Unsampled leases
+      // still need their call site when leaks are watched, for the counter.
       let stack: CapturedStack | undefined;
       if (recording || this.settings.leakThresholdMs > 0) {
         try {

@@ -77,12 +77,18 @@ const pgPoolProbe: PoolProbe<PgPool> = {
   isTimeout: (error) => error instanceof Error && error.message === TIMEOUT_MESSAGE,
 };
 
-/** Binds a trailing callback of `client.query(...)` to the context active at the call. */
+/**
+ * Binds a trailing callback of `client.query(...)` to the context active at the call. Every
+ * query passes through here, so the common promise form (no callback) passes `arguments` on
+ * untouched, without copying them.
+ */
 function bindQueryCallback(original: PgClient['query']): PgClient['query'] {
-  return function query(this: PgClient, ...args: unknown[]) {
-    const last = args.length - 1;
-    const callback = args[last];
-    if (last > 0 && typeof callback === 'function') args[last] = context.bind(context.active(), callback);
+  return function query(this: PgClient) {
+    const last = arguments.length - 1;
+    const callback: unknown = arguments[last];
+    if (last < 1 || typeof callback !== 'function') return original.apply(this, arguments as unknown as unknown[]);
+    const args: unknown[] = Array.prototype.slice.call(arguments);
+    args[last] = context.bind(context.active(), callback);
     return original.apply(this, args);
   };
 }
