@@ -49,6 +49,12 @@ export interface PoolProbe<P extends object> {
   stats?(pool: P): PoolStats | undefined;
   /** Whether a checkout error means "no connection became free in time". */
   isTimeout?(error: unknown): boolean;
+  /**
+   * Whether a checkout error means the pool had nothing to give: timeouts, and rejections such
+   * as a full wait queue. Defaults to {@link PoolProbe.isTimeout}. The failing checkout span
+   * then names the current holders.
+   */
+  isExhausted?(error: unknown): boolean;
 }
 
 /** Errors reported per place before that place goes quiet, so a broken hook cannot flood logs. */
@@ -67,6 +73,11 @@ export class LeaseCore implements LeaseHost {
   private readonly observedPools = new Map<TrackedPool, WeakRef<object>>();
   /** Pools with at least one open lease; a pool without leases is not referenced from here. */
   private readonly busyPools = new Set<TrackedPool>();
+  /**
+   * The latest lease of each connection object that adapters handed in at the grant. Weak: the
+   * entry (and the ended lease it may point to) goes with the connection.
+   */
+  private readonly leaseByConnection = new WeakMap<object, Lease>();
   private readonly shutdownHook = new ProviderShutdownHook(() => this.endOpenLeases());
   private readonly reported = new Map<string, number>();
   private readonly log: DiagLogger;
@@ -155,10 +166,12 @@ export class LeaseCore implements LeaseHost {
       const ref = new WeakRef(pool);
       const stats = probe.stats;
       const isTimeout = probe.isTimeout;
+      const isExhausted = probe.isExhausted;
       tracked = new TrackedPool(
         probe.describe(pool),
         stats === undefined ? undefined : () => readStats(ref, stats),
         isTimeout === undefined ? undefined : (error) => isTimeout(error),
+        isExhausted === undefined ? undefined : (error) => isExhausted(error),
       );
       this.pools.set(pool, tracked);
       if (this.observedPools.size >= PRUNE_POOLS_ABOVE) this.pruneDeadPools();
@@ -185,6 +198,32 @@ export class LeaseCore implements LeaseHost {
   stop(): void {
     this.leakWatch.stop();
     this.shutdownHook.detachAll();
+  }
+
+  bindConnection(connection: object, lease: Lease): void {
+    this.leaseByConnection.set(connection, lease);
+  }
+
+  /** The latest lease granted `connection` (it may have ended), if the instrumentation saw one. */
+  leaseOf(connection: object): Lease | undefined {
+    return this.leaseByConnection.get(connection);
+  }
+
+  /**
+   * For libraries that release by connection object: checks the connection's lease in, or
+   * records an invalid release when that lease already ended. A connection the instrumentation
+   * never granted (taken before it was enabled) is left alone.
+   */
+  releaseConnection(connection: object, destroyed: boolean, boundary: Function): void {
+    const lease = this.leaseByConnection.get(connection);
+    if (lease === undefined) return;
+    if (lease.isHeld) lease.checkin(destroyed, boundary);
+    else if (!lease.isOpen) lease.invalidRelease(lease.endedByDestroy ? 'destroyed' : 'double_release', boundary);
+  }
+
+  /** A statement is about to run on `connection`: see {@link Lease.statementIssued}. */
+  statementIssued(connection: object, boundary: Function): void {
+    this.leaseByConnection.get(connection)?.statementIssued(boundary);
   }
 
   forget(lease: Lease): void {

@@ -1,8 +1,9 @@
-import { context, SpanStatusCode, type Context, type Span } from '@opentelemetry/api';
+import { context, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
 import { ATTR_ERROR_TYPE } from '@opentelemetry/semantic-conventions';
 import { classifyCheckin, currentAsyncResourceType, stackShowsFinalizer, type MisplacedCheckin } from './checkin-context';
 import type { LeakWatch } from './leak-detector';
 import type { PoolMetrics } from './metrics';
+import { exhaustedPoolAttributes } from './pool-holders';
 import {
   ATTR_POOL_CHECKIN_ASYNC_RESOURCE_TYPE,
   ATTR_POOL_CHECKIN_DESTROYED,
@@ -13,10 +14,15 @@ import {
   ATTR_POOL_WAIT_MS,
   EVENT_POOL_ACQUIRED,
   EVENT_POOL_CHECKIN_FINALIZER,
+  ATTR_POOL_USE_SPAN_ID,
+  ATTR_POOL_USE_STACKTRACE,
+  ATTR_POOL_USE_TRACE_ID,
   EVENT_POOL_CHECKIN_LOOP_TICK,
+  EVENT_POOL_EXHAUSTED,
   EVENT_POOL_LEAK_RETURNED,
   EVENT_POOL_LEAK_SUSPECTED,
   EVENT_POOL_RELEASE_INVALID,
+  EVENT_POOL_USE_FOREIGN_CONTEXT,
 } from './semconv';
 import type { CapturedStack } from './stack';
 import type { TrackedPool } from './tracked-pool';
@@ -30,6 +36,8 @@ export interface LeaseHost {
   readonly leakWatch: LeakWatch<Lease>;
   /** Called exactly once, when the lease ends for any reason. */
   forget(lease: Lease): void;
+  /** Remembers which lease holds `connection`, for adapters that release or query by object. */
+  bindConnection(connection: object, lease: Lease): void;
   /** Records an invalid release whose lease span has already ended. */
   reportInvalidRelease(lease: Lease, reason: InvalidReleaseReason, stack: CapturedStack | undefined): void;
   /** The stack above `boundary`, capped like checkin stacks. */
@@ -55,6 +63,9 @@ export class Lease {
   /** `performance.now()` at the grant; 0 before. */
   grantedAt = 0;
   private leakReported = false;
+  private destroyed = false;
+  /** The last foreign trace reported, so a burst of statements from it is one event. */
+  private lastForeignTraceId: string | undefined;
 
   constructor(
     private readonly host: LeaseHost,
@@ -82,11 +93,20 @@ export class Lease {
     return this.state === State.Held ? now - this.grantedAt : 0;
   }
 
-  /** The pool granted a connection to this checkout. */
-  granted(): void {
+  /** True once the connection was checked in with a request to destroy it. */
+  get endedByDestroy(): boolean {
+    return this.destroyed;
+  }
+
+  /**
+   * The pool granted a connection to this checkout. Pass the `connection` object when the
+   * library later releases or queries by that object, so the core can find the lease again.
+   */
+  granted(connection?: object): void {
     if (this.state !== State.Waiting) return;
     try {
       this.state = State.Held;
+      if (connection !== undefined) this.host.bindConnection(connection, this);
       this.grantedAt = performance.now();
       const waitMs = this.grantedAt - this.requestedAt;
       this.span.setAttribute(ATTR_POOL_WAIT_MS, waitMs);
@@ -107,7 +127,10 @@ export class Lease {
     try {
       const heldMs = performance.now() - this.grantedAt;
       this.span.setAttribute(ATTR_POOL_HELD_MS, heldMs);
-      if (destroyed) this.span.setAttribute(ATTR_POOL_CHECKIN_DESTROYED, true);
+      if (destroyed) {
+        this.destroyed = true;
+        this.span.setAttribute(ATTR_POOL_CHECKIN_DESTROYED, true);
+      }
       const misplaced = classifyCheckin(this.ownerTraceId);
       if (misplaced !== undefined) this.recordMisplacedCheckin(misplaced, boundary);
       if (this.leakReported) this.span.addEvent(EVENT_POOL_LEAK_RETURNED, { [ATTR_POOL_HELD_MS]: heldMs });
@@ -119,11 +142,17 @@ export class Lease {
     this.finish();
   }
 
-  /** The checkout failed (timeout, pool closed, connect error). */
+  /**
+   * The checkout failed (timeout, full wait queue, pool closed, connect error). When the pool had
+   * nothing to give, the span names who holds its connections (`pool.exhausted`).
+   */
   failed(error: unknown): void {
     if (this.state !== State.Waiting) return;
     try {
       if (this.pool.isTimeout(error)) this.host.metrics.recordTimeout(this.pool);
+      if (this.pool.isExhausted(error) && this.span.isRecording()) {
+        this.span.addEvent(EVENT_POOL_EXHAUSTED, exhaustedPoolAttributes(this.pool));
+      }
       endWithError(this.span, error);
     } catch (inner) {
       this.host.reportError('failed', inner);
@@ -152,6 +181,34 @@ export class Lease {
       }
     } catch (error) {
       this.host.reportError('invalidRelease', error);
+    }
+  }
+
+  /**
+   * A statement is about to run on this lease's connection. If another trace is active, that is
+   * the shared-client race (a connection taken in one request and used by another): recorded on
+   * the checkout span once per foreign trace, linked from the active span, counted by call site.
+   * The common path is one context lookup and one id comparison.
+   */
+  statementIssued(boundary: Function): void {
+    const owner = this.ownerTraceId;
+    if (owner === undefined || this.state !== State.Held) return;
+    const active = trace.getSpanContext(context.active());
+    if (active === undefined || active.traceId === owner || active.traceId === this.lastForeignTraceId) return;
+    try {
+      this.lastForeignTraceId = active.traceId;
+      const attributes: Record<string, string> = {
+        [ATTR_POOL_USE_TRACE_ID]: active.traceId,
+        [ATTR_POOL_USE_SPAN_ID]: active.spanId,
+      };
+      const stack = this.host.captureCheckinStack(boundary);
+      if (stack !== undefined) attributes[ATTR_POOL_USE_STACKTRACE] = stack.text;
+      this.span.addEvent(EVENT_POOL_USE_FOREIGN_CONTEXT, attributes);
+      const activeSpan = trace.getActiveSpan();
+      if (activeSpan !== undefined && activeSpan.isRecording()) activeSpan.addLink({ context: this.span.spanContext() });
+      this.host.metrics.recordForeignUse(this.pool, this.stack?.callSite);
+    } catch (error) {
+      this.host.reportError('statementIssued', error);
     }
   }
 

@@ -26,7 +26,7 @@ interface PoolMetricAttributes {
 
 /**
  * The `db.client.connection.*` instruments (semconv, development status) and the
- * `pool.leak.suspected` counter. Every point carries its own pool's name: two pools never share
+ * `pool.leak.suspected` and `pool.use.foreign_context` counters. Every point carries its own pool's name: two pools never share
  * a series. Observable values are read from each pool's own counters at collection time.
  */
 export class PoolMetrics {
@@ -34,6 +34,7 @@ export class PoolMetrics {
   private readonly useTime: Histogram;
   private readonly timeouts: Counter;
   private readonly leaks: Counter;
+  private readonly foreignUses: Counter;
   private readonly count: ObservableUpDownCounter;
   private readonly max: ObservableUpDownCounter;
   private readonly pending: ObservableUpDownCounter;
@@ -64,6 +65,11 @@ export class PoolMetrics {
     this.leaks = meter.createCounter('pool.leak.suspected', {
       unit: '{lease}',
       description: 'Leases held longer than the leak threshold, by the call site that took them.',
+      valueType: ValueType.INT,
+    });
+    this.foreignUses = meter.createCounter('pool.use.foreign_context', {
+      unit: '{statement}',
+      description: 'Statements run on a leased connection while another trace was active, by the call site that took the lease.',
       valueType: ValueType.INT,
     });
     this.count = meter.createObservableUpDownCounter('db.client.connection.count', {
@@ -98,6 +104,10 @@ export class PoolMetrics {
 
   recordLeak(pool: TrackedPool, callSite: CallSite | undefined): void {
     this.leaks.add(1, this.callSites.of(pool.poolName, callSite));
+  }
+
+  recordForeignUse(pool: TrackedPool, callSite: CallSite | undefined): void {
+    this.foreignUses.add(1, this.callSites.of(pool.poolName, callSite));
   }
 
   private observe(result: BatchObservableResult): void {

@@ -32,3 +32,15 @@ export const EVENT_POOL_CHECKIN_FINALIZER = 'pool.checkin.finalizer';
 export const EVENT_POOL_CHECKIN_LOOP_TICK = 'pool.checkin.loop_tick';
 export const EVENT_POOL_LEAK_SUSPECTED = 'pool.leak.suspected';
 export const EVENT_POOL_LEAK_RETURNED = 'pool.leak.returned';
+
+export const EVENT_POOL_EXHAUSTED = 'pool.exhausted';
+/** Current holders of an exhausted pool, longest-held first, at most {@link MAX_POOL_HOLDERS}. */
+export const ATTR_POOL_HOLDERS = 'pool.holders';
+export const ATTR_POOL_HOLDERS_COUNT = 'pool.holders.count';
+/** Requests still queued for a connection when a checkout failed. */
+export const ATTR_POOL_PENDING = 'pool.pending';
+
+export const EVENT_POOL_USE_FOREIGN_CONTEXT = 'pool.use.foreign_context';
+export const ATTR_POOL_USE_STACKTRACE = 'pool.use.stacktrace';
+export const ATTR_POOL_USE_TRACE_ID = 'pool.use.trace_id';
+export const ATTR_POOL_USE_SPAN_ID = 'pool.use.span_id';

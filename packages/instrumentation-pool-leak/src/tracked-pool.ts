@@ -51,6 +51,8 @@ export class TrackedPool {
     readonly readStats: () => PoolStats | undefined = () => undefined,
     /** Whether a checkout error is the library's "no connection in time" error. */
     readonly isTimeout: (error: unknown) => boolean = () => false,
+    /** Whether a checkout error means the pool had no connection to give (timeouts included). */
+    readonly isExhausted: (error: unknown) => boolean = isTimeout,
   ) {
     this.spanName = `${description.library} checkout`;
     this.poolName = poolNameOf(description);

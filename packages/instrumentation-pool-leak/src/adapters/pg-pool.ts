@@ -25,9 +25,10 @@ const TIMEOUT_MESSAGE = 'timeout exceeded when trying to connect';
 /**
  * pg-pool: `Pool.prototype.connect` is the one acquire point (`pool.query` checks out through
  * it), and the pool hands out a fresh `client.release` per checkout, which is the release point.
- * pg's `Client.prototype.query` is patched only to run query callbacks in the caller's context:
- * pg calls them from the socket's context, which belongs to whichever request opened the
- * connection, so `pool.query`'s own release would otherwise look like a checkin from another trace.
+ * pg's `Client.prototype.query` is the statement point (foreign-context check), and it runs query
+ * callbacks in the caller's context: pg calls them from the socket's context, which belongs to
+ * whichever request opened the connection, so `pool.query`'s own release would otherwise look
+ * like a checkin from another trace.
  */
 export const pgPoolAdapter: PoolAdapter = {
   library: 'pg-pool',
@@ -51,7 +52,7 @@ export const pgPoolAdapter: PoolAdapter = {
         SUPPORTED_PG_VERSIONS,
         (moduleExports: PgModule) => {
           const Client = commonJsExports(moduleExports).Client;
-          if (Client !== undefined) patcher.wrap(Client.prototype, 'query', bindQueryCallback);
+          if (Client !== undefined) patcher.wrap(Client.prototype, 'query', (original) => wrapQuery(original, core));
           return moduleExports;
         },
         (moduleExports: PgModule | undefined) => {
@@ -78,12 +79,13 @@ const pgPoolProbe: PoolProbe<PgPool> = {
 };
 
 /**
- * Binds a trailing callback of `client.query(...)` to the context active at the call. Every
- * query passes through here, so the common promise form (no callback) passes `arguments` on
- * untouched, without copying them.
+ * Every statement passes through here: it tells the core a statement runs on this client (the
+ * foreign-context check) and binds a trailing callback to the context active at the call. The
+ * common promise form (no callback) passes `arguments` on untouched, without copying them.
  */
-function bindQueryCallback(original: PgClient['query']): PgClient['query'] {
+function wrapQuery(original: PgClient['query'], core: () => LeaseCore): PgClient['query'] {
   return function query(this: PgClient) {
+    core().statementIssued(this, query);
     const last = arguments.length - 1;
     const callback: unknown = arguments[last];
     if (last < 1 || typeof callback !== 'function') return original.apply(this, arguments as unknown as unknown[]);
@@ -126,7 +128,7 @@ function leasedCallback(lease: Lease, callback: PgConnectCallback): PgConnectCal
 
 /** Marks the lease granted and puts a release in front of the pool's own one for this checkout. */
 function grant(lease: Lease, client: PgPoolClient): PgRelease {
-  lease.granted();
+  lease.granted(client);
   const poolRelease = client.release;
   let released = false;
   const release: PgRelease = function release(this: unknown, error?: Error | boolean) {
