@@ -90,15 +90,16 @@ async function cycleAt(openLeases) {
   const held = [];
   for (let i = 0; i < openLeases; i++) {
     const lease = checkout();
-    lease.granted();
+    lease.granted({});
     held.push(lease);
   }
+  const connection = {};
   const bench = new Bench({ time: TIME_MS, warmupTime: 100 });
   const request = inTrace(OWNER);
   bench.add(`checkout+grant+checkin with ${openLeases.toLocaleString('en')} open leases`, () =>
     context.with(request, () => {
       const lease = checkout();
-      lease.granted();
+      lease.granted(connection);
       lease.checkin(false, checkout);
     }),
   );
@@ -117,9 +118,42 @@ function print(rows) {
     console.log(`
 checkin classification, net of context.with: ${((common.ns - contextWith.ns) / 1000).toFixed(3)} µs per checkin`);
   }
-  console.log('\ntargets: checkin classification ≤ 0.2 µs; sweep cost independent of open leases; cycle cost flat across 10 / 1 000 / 100 000 open leases');
+  const emptyCall = rows.find((row) => row.name.startsWith('empty call'));
+  const statement = rows.find((row) => row.name.startsWith('statement on a leased connection'));
+  if (emptyCall !== undefined && statement !== undefined) {
+    console.log(`foreign-context check, net of the call: ${((statement.ns - emptyCall.ns) / 1000).toFixed(3)} µs per statement`);
+  }
+  console.log('\ntargets: checkin classification ≤ 0.2 µs; foreign-context check ≤ 0.1 µs per statement; sweep cost independent of open leases; cycle cost flat across 10 / 1 000 / 100 000 open leases');
 }
 
-const rows = [...(await classification()), ...(await sweeper())];
+/**
+ * The foreign-context check runs before every statement on a pooled connection: a WeakMap lookup
+ * of the connection's lease, one context lookup and a trace-id comparison.
+ */
+async function statementCheck() {
+  const core = new LeaseCore({
+    tracer: () => tracer,
+    tracerProvider: () => provider,
+    meter: new MeterProvider().getMeter('core-bench'),
+    settings: { leakThresholdMs: 0 },
+  });
+  const pool = {};
+  const leased = {};
+  const notLeased = {};
+  const request = inTrace(OWNER);
+  const lease = context.with(request, () => core.checkout(pool, probe, statementCheck));
+  lease.granted(leased);
+  const bench = new Bench({ time: TIME_MS, warmupTime: 100 });
+  const boundary = () => {};
+  bench.add('statement on a leased connection, in the owner trace (the common case)', () => core.statementIssued(leased, boundary));
+  bench.add('statement on a connection no lease holds', () => core.statementIssued(notLeased, boundary));
+  bench.add('empty call (subtract from the above)', () => boundary(leased, boundary));
+  const rows = await context.with(request, () => run('foreign-context check per statement', bench));
+  lease.checkin(false, statementCheck);
+  core.stop();
+  return rows;
+}
+
+const rows = [...(await classification()), ...(await statementCheck()), ...(await sweeper())];
 for (const open of OPEN_LEASE_COUNTS) rows.push(...(await cycleAt(open)));
 print(rows);

@@ -1,11 +1,5 @@
 // Turns the workers' results into the printed report. Pure functions: no I/O here.
-import { BASELINE, TASKS, VARIANTS } from './cases.mjs';
-
-const STACKS_ON = 'pool-leak stacks on';
-const CONTRIB = 'contrib instrumentation-pg';
-const IDLE_TASK = TASKS[0].name;
-const QUERY_TASK = TASKS[1].name;
-const TARGETS = { queryVsBaseline: 1.05, idleVsContrib: 1.5 };
+import { BASELINE } from './suites.mjs';
 
 /**
  * Per task and variant: the lowest of the rounds' mean latencies. Whatever else runs on the
@@ -28,27 +22,26 @@ export function aggregate(runs) {
   return cells;
 }
 
-/** The whole report as text: header, main table, per-round detail, target lines. */
-export function formatReport({ node, rounds, cells }) {
+/** One suite's report as text: header, main table, per-round detail, target lines. */
+export function formatReport({ node, rounds, suite, cells }) {
   return [
-    `pg-pool checkout cost, ${node}, real PostgreSQL, pool max 4 (warm), every iteration inside an active parent span;`,
+    `${suite.name} checkout cost, ${node}, ${suite.description}, every iteration inside an active parent span;`,
     `each variant in its own process, ${rounds} round(s) interleaved; a cell is the mean of the lowest round; × base = ÷ ${BASELINE}.`,
     '',
-    mainTable(cells),
+    mainTable(suite, cells),
     '',
-    roundTable(cells, rounds),
-    '',
-    ...targetLines(cells),
+    roundTable(suite, cells, rounds),
+    ...(suite.targets.length > 0 ? ['', ...targetLines(suite, cells)] : []),
   ].join('\n');
 }
 
-function mainTable(cells) {
-  const groups = VARIANTS.map((variant) => ({ title: variant.name, columns: ['µs/op', 'ops/s', '× base'] }));
-  const rows = TASKS.map((task) => {
+function mainTable(suite, cells) {
+  const groups = suite.variants.map((variant) => ({ title: variant.name, columns: ['µs/op', 'ops/s', '× base'] }));
+  const rows = suite.tasks.map((task) => {
     const base = cellOf(cells, task.name, BASELINE).meanUs;
     return {
       label: task.name,
-      values: VARIANTS.map((variant) => {
+      values: suite.variants.map((variant) => {
         const meanUs = cellOf(cells, task.name, variant.name).meanUs;
         // ops/s from the mean latency, so the two columns agree (tinybench's throughput mean
         // is the mean of 1/latency, which a few fast samples pull up).
@@ -60,12 +53,12 @@ function mainTable(cells) {
 }
 
 /** Every round's mean, so the reader sees how much of a difference is noise. */
-function roundTable(cells, rounds) {
+function roundTable(suite, cells, rounds) {
   const columns = Array.from({ length: rounds }, (_, index) => `round ${index + 1}`);
   const groups = [{ title: 'mean µs/op per round', columns: [...columns, 'spread', 'spans/op'] }];
   const rows = [];
-  for (const task of TASKS) {
-    for (const variant of VARIANTS) {
+  for (const task of suite.tasks) {
+    for (const variant of suite.variants) {
       const cell = cellOf(cells, task.name, variant.name);
       // How far the slowest round lies above the reported one: the noise of this cell.
       const spread = Math.max(...cell.roundMeans) / cell.meanUs - 1;
@@ -84,13 +77,14 @@ function roundTable(cells, rounds) {
   return renderTable('task / variant', groups, rows);
 }
 
-function targetLines(cells) {
-  const query = cellOf(cells, QUERY_TASK, STACKS_ON).meanUs / cellOf(cells, QUERY_TASK, BASELINE).meanUs;
-  const idle = cellOf(cells, IDLE_TASK, STACKS_ON).meanUs / cellOf(cells, IDLE_TASK, CONTRIB).meanUs;
+/** One line per target of the suite: the measured ratio and whether it is within the limit. */
+function targetLines(suite, cells) {
   return [
-    `targets: SELECT 1 cycle with stacks on ≤ ${TARGETS.queryVsBaseline}× ${BASELINE}; idle cycle ≤ ${TARGETS.idleVsContrib}× ${CONTRIB}`,
-    `  ${QUERY_TASK}: ${STACKS_ON} / ${BASELINE} = ${query.toFixed(3)}× ${verdict(query, TARGETS.queryVsBaseline)}`,
-    `  ${IDLE_TASK}: ${STACKS_ON} / ${CONTRIB} = ${idle.toFixed(3)}× ${verdict(idle, TARGETS.idleVsContrib)}`,
+    'targets:',
+    ...suite.targets.map((target) => {
+      const value = cellOf(cells, target.task, target.variant).meanUs / cellOf(cells, target.task, target.versus).meanUs;
+      return `  ${target.task}: ${target.variant} / ${target.versus} = ${value.toFixed(3)}× ${verdict(value, target.limit)}`;
+    }),
   ];
 }
 

@@ -1,37 +1,39 @@
-// Child process of pg-pool.bench.mjs: measures one variant and sends the numbers back over IPC.
-// Usage (from the parent only): fork(this file, [variantName]) with POOL_LEAK_BENCH_PG set.
+// Child process of pools.bench.mjs: measures one variant of one suite and sends the numbers back
+// over IPC. Usage (from the parent only): fork(this file, [suiteName, variantName]) with
+// POOL_LEAK_BENCH_CONNECTION set to the server's address when the suite needs a server.
 import { createRequire } from 'node:module';
 import { Bench } from 'tinybench';
-import { BASELINE, TASKS, variantNamed } from './cases.mjs';
+import { BASELINE, suiteNamed, variantOf } from './suites.mjs';
 
 const require = createRequire(import.meta.url);
 
-const POOL_MAX = 4;
-// Per task; 4 variants x 2 tasks x 3 rounds then take about a minute on a slow two-core machine.
-const TIME_MS = 1500;
-const WARMUP_MS = 500;
+// Per task; POOL_LEAK_BENCH_TASK_MS shortens it for a quick look (the numbers get noisier).
+const TIME_MS = Number(process.env.POOL_LEAK_BENCH_TASK_MS) > 0 ? Number(process.env.POOL_LEAK_BENCH_TASK_MS) : 1500;
+const WARMUP_MS = Math.min(500, TIME_MS / 3);
 // After the results are sent the process should end by itself; if something still holds the
 // event loop, say so instead of letting the parent wait for its timeout.
 const EXIT_GRACE_MS = 5000;
 
-const variant = variantNamed(process.argv[2]);
+const suite = suiteNamed(process.argv[2]);
+const variant = variantOf(suite, process.argv[3]);
 
 async function main() {
-  const connection = JSON.parse(process.env.POOL_LEAK_BENCH_PG ?? 'null');
-  if (connection === null) throw new Error('POOL_LEAK_BENCH_PG is not set; run pg-pool.bench.mjs instead');
+  const connection = JSON.parse(process.env.POOL_LEAK_BENCH_CONNECTION ?? 'null');
+  if (suite.server !== undefined && connection === null) {
+    throw new Error('POOL_LEAK_BENCH_CONNECTION is not set; run pools.bench.mjs instead');
+  }
   const tracing = registerTracing();
-  // Constructed before `pg` is required: the patch is applied when require-in-the-middle sees it.
+  // Constructed before the library is required: the patch is applied when require-in-the-middle sees it.
   const instrumentation = variant.instrument();
   // What registerInstrumentations / NodeSDK do; skips the global ProxyTracer on every span.
   instrumentation?.setTracerProvider(tracing.provider);
-  const pg = require('pg');
-  const pool = new pg.Pool({ ...connection, max: POOL_MAX });
+  // Opened warm (every connection or resource created once), so no measured checkout creates one.
+  const pool = await suite.open(connection);
   try {
-    await fillPool(pool);
     const results = await measure(pool, tracing);
-    await send({ variant: variant.name, results });
+    await send({ suite: suite.name, variant: variant.name, results });
   } finally {
-    await pool.end();
+    await suite.close(pool);
     await tracing.provider.shutdown();
     instrumentation?.disable();
   }
@@ -65,18 +67,11 @@ class CountingExporter {
   }
 }
 
-/** Opens all POOL_MAX connections up front, so no measured checkout pays for a connect. */
-async function fillPool(pool) {
-  const clients = await Promise.all(Array.from({ length: POOL_MAX }, () => pool.connect()));
-  await Promise.all(clients.map((client) => client.query('SELECT 1')));
-  for (const client of clients) client.release();
-}
-
 async function measure(pool, tracing) {
   const tracer = tracing.provider.getTracer('pool-leak-bench');
   const bench = new Bench({ time: TIME_MS, warmupTime: WARMUP_MS, throws: true });
   const counter = { iterations: 0 };
-  for (const task of TASKS) bench.add(task.name, asRequest(tracer, counter, () => task.run(pool)));
+  for (const task of suite.tasks) bench.add(task.name, asRequest(tracer, counter, () => task.run(pool)));
   const spansPerIteration = new Map();
   for (const task of bench.tasks) {
     task.addEventListener('start', () => {
@@ -127,26 +122,26 @@ function summarize(task, spansPerIteration) {
 
 /**
  * The baseline records one span per iteration (the request). An instrumented variant that
- * records no more did not patch `pg`, and its numbers would silently measure nothing.
+ * records no more did not patch the library, and its numbers would silently measure nothing.
  */
 function checkInstrumented(taskName, spansPerIteration) {
   if (variant.name !== BASELINE && !(spansPerIteration > 1.5)) {
     throw new Error(
-      `${taskName}: ${spansPerIteration?.toFixed(2)} spans per iteration; the instrumentation did not patch pg ` +
-        '(is OTEL_POOL_LEAK_ENABLED=false set, or was pg loaded before the instrumentation?)',
+      `${taskName}: ${spansPerIteration?.toFixed(2)} spans per iteration; the instrumentation did not patch ${suite.name} ` +
+        `(is OTEL_POOL_LEAK_ENABLED=false set, or was ${suite.name} loaded before the instrumentation?)`,
     );
   }
 }
 
 function send(message) {
   return new Promise((resolve, reject) => {
-    if (process.send === undefined) reject(new Error('no IPC channel; run pg-pool.bench.mjs instead'));
+    if (process.send === undefined) reject(new Error('no IPC channel; run pools.bench.mjs instead'));
     else process.send(message, (error) => (error ? reject(error) : resolve()));
   });
 }
 
 function progress(line) {
-  process.stderr.write(`[bench]   ${variant.name} × ${line}\n`);
+  process.stderr.write(`[bench]   ${suite.name} / ${variant.name} × ${line}\n`);
 }
 
 function reportLingeringHandles() {
