@@ -42,7 +42,12 @@ export interface StackCaptureOptions {
    * code, and its sources, which is where frames point under `--enable-source-maps`.
    */
   readonly ownDirs: readonly string[];
-  /** Frames captured on every call to recognise a call site (see below). Default 6. */
+  /**
+   * Frames of the short key captured on every call (see below). Default 2: the call site and
+   * its caller when the code that asked for the connection is application code.
+   */
+  readonly shortKeyFrames?: number;
+  /** Frames of the long key, used when the short one holds no application frame. Default 8. */
   readonly keyFrames?: number;
   /** Upper bound of the stack text, cut at a line end. Default 8192 characters. */
   readonly maxChars?: number;
@@ -50,31 +55,50 @@ export interface StackCaptureOptions {
   readonly cacheSize?: number;
 }
 
-const DEFAULT_KEY_FRAMES = 6;
+const DEFAULT_SHORT_KEY_FRAMES = 2;
+const DEFAULT_KEY_FRAMES = 8;
 const DEFAULT_MAX_CHARS = 8192;
 const DEFAULT_CACHE_SIZE = 512;
 
 /**
  * Capturing and formatting a stack costs far more than the rest of a checkout, and both grow
- * with the number of frames (measured on Node 24 on the CI machine: ~2.7 µs for a 1-frame
- * capture, ~0.5 µs per further frame, and formatting the text roughly doubles it). So every
- * checkout captures only the top `keyFrames` frames, unformatted: script and character position
- * of each, which is the key of a bounded cache of fully formatted stacks. A stack shallower than
- * the key is complete as it is. Limit, documented in the README: two checkouts whose top
- * `keyFrames` frames are identical share the deeper frames of the first one seen.
+ * with the number of frames (measured on Node 24 on the CI machine: ~3–5 µs for a 1-frame
+ * capture, ~1–1.5 µs per further frame, and formatting the text roughly doubles it). So a
+ * checkout captures only a few frames, unformatted — script and character position of each —
+ * as the key of a bounded cache of fully formatted stacks:
+ *
+ * - the short key (`shortKeyFrames`, 2): enough when one of its frames is application code,
+ *   which is the case whenever the application calls the pool directly or through one library
+ *   function (`pool.query`, `pool.use`);
+ * - otherwise the long key (`keyFrames`, 8), for call paths through deeper library code.
+ *
+ * A stack shallower than the key is complete as it is. Limit, documented in the README: two
+ * checkouts whose key frames are identical share the deeper frames of the first one seen — the
+ * call site itself (`code.*`) is always in the key.
  */
 export function createStackCapture(options: StackCaptureOptions): StackCapture {
   const maxFrames = Math.max(1, options.maxFrames);
-  const keyFrames = Math.min(maxFrames, options.keyFrames ?? DEFAULT_KEY_FRAMES);
+  const keyFrames = Math.max(1, Math.min(maxFrames, options.keyFrames ?? DEFAULT_KEY_FRAMES));
+  const shortKeyFrames = Math.max(1, Math.min(keyFrames, options.shortKeyFrames ?? DEFAULT_SHORT_KEY_FRAMES));
   const maxChars = options.maxChars ?? DEFAULT_MAX_CHARS;
   const cacheSize = options.cacheSize ?? DEFAULT_CACHE_SIZE;
   const ownPrefixes = options.ownDirs.map((dir) => (dir.endsWith(sep) ? dir : dir + sep));
   const cache = new Map<string, CapturedStack>();
+  const isApplicationScript = (script: string) =>
+    isApplicationFile(script) && !ownPrefixes.some((prefix) => script.startsWith(prefix));
+  /** The key of a complete capture, or of one that reached application code; else null. */
+  const shortKey = (_error: Error, frames: NodeJS.CallSite[]): string | null => {
+    const key = framePositions(_error, frames);
+    if (frames.length < shortKeyFrames) return key;
+    for (const frame of frames) if (isApplicationScript(frame.getScriptNameOrSourceURL() ?? '')) return key;
+    return null;
+  };
 
   return {
     capture(boundary) {
-      const key = positionKey(boundary, keyFrames);
-      if (key === undefined) return undefined;
+      let key = positionKey(boundary, shortKeyFrames, shortKey);
+      if (key === null) key = positionKey(boundary, keyFrames, framePositions);
+      if (typeof key !== 'string') return undefined;
       const cached = cache.get(key);
       if (cached !== undefined) return cached;
       const text = stackText(boundary, maxFrames);
@@ -97,18 +121,25 @@ function framePositions(_error: Error, frames: NodeJS.CallSite[]): string {
   return key;
 }
 
-/** The position key of the top `limit` frames above `boundary`, or undefined if unavailable. */
-function positionKey(boundary: Function, limit: number): string | undefined {
+/**
+ * What `prepare` makes of the top `limit` frames above `boundary`: a key, null when `prepare`
+ * says the frames are not enough, undefined when no stack is available.
+ */
+function positionKey(
+  boundary: Function,
+  limit: number,
+  prepare: (error: Error, frames: NodeJS.CallSite[]) => string | null,
+): string | null | undefined {
   const holder: { stack?: unknown } = {};
   const savedLimit = Error.stackTraceLimit;
   const savedPrepare = Error.prepareStackTrace;
   Error.stackTraceLimit = limit;
-  Error.prepareStackTrace = framePositions;
+  Error.prepareStackTrace = prepare;
   try {
     Error.captureStackTrace(holder, boundary);
     // Read while our prepareStackTrace is installed: formatting is lazy.
     const key = holder.stack;
-    return typeof key === 'string' ? key : undefined;
+    return typeof key === 'string' || key === null ? key : undefined;
   } finally {
     Error.prepareStackTrace = savedPrepare;
     Error.stackTraceLimit = savedLimit;
@@ -211,7 +242,11 @@ function safeFileUrlToPath(url: string): string {
 
 /** Application code: not Node's own, not a dependency under node_modules. */
 export function isApplicationFrame(frame: ParsedFrame): frame is ParsedFrame & { filePath: string } {
-  const file = frame.filePath;
-  if (file === undefined || file === '' || file.startsWith('node:') || file.startsWith('internal/')) return false;
+  return frame.filePath !== undefined && isApplicationFile(frame.filePath);
+}
+
+/** A path or file URL of application code: not Node's own, not under node_modules. */
+function isApplicationFile(file: string): boolean {
+  if (file === '' || file.startsWith('node:') || file.startsWith('internal/')) return false;
   return !file.includes(`${sep}node_modules${sep}`) && !file.includes('/node_modules/');
 }

@@ -1,5 +1,8 @@
-import { sep } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join, sep } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { buildCapturedStack, createStackCapture, isApplicationFrame, parseFrame } from '../src/stack';
 
 const OWN = `${sep}opt${sep}app${sep}node_modules${sep}opentelemetry-instrumentation-pool-leak${sep}build${sep}src${sep}`;
@@ -122,5 +125,56 @@ describe('createStackCapture', () => {
     } finally {
       Error.prepareStackTrace = saved;
     }
+  });
+
+  describe('through library code (frames under node_modules)', () => {
+    // A real module file under a node_modules folder, so V8 reports a dependency's frames.
+    const root = mkdtempSync(join(tmpdir(), 'pool-leak-stack-'));
+    const libraryDir = join(root, 'node_modules', 'fake-pool-lib');
+    mkdirSync(libraryDir, { recursive: true });
+    writeFileSync(
+      join(libraryDir, 'index.js'),
+      'exports.oneCall = (fn) => fn();\nexports.twoCalls = (fn) => exports.oneCall(fn);\nexports.fourCalls = (fn) => exports.twoCalls(() => exports.twoCalls(fn));\n',
+    );
+    const library = createRequire(join(root, 'app.js'))('fake-pool-lib') as {
+      oneCall<T>(fn: () => T): T;
+      fourCalls<T>(fn: () => T): T;
+    };
+    afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+    it('one library frame (pool.query, pool.use): the short key holds the application caller', () => {
+      const capture = createStackCapture({ maxFrames: 50, ownDirs: [OWN] });
+      function acquireEntry() {
+        return capture.capture(acquireEntry);
+      }
+      function ordersRoute() {
+        return library.oneCall(acquireEntry);
+      }
+      function invoicesRoute() {
+        return library.oneCall(acquireEntry);
+      }
+      expect(ordersRoute()!.callSite?.functionName).toBe('ordersRoute');
+      expect(invoicesRoute()!.callSite?.functionName).toBe('invoicesRoute');
+    });
+
+    it('several library frames: the long key reaches the application, each caller keeps its own call site', () => {
+      const capture = createStackCapture({ maxFrames: 50, ownDirs: [OWN] });
+      // The pool's entry point, called straight from deeper library code (like a query builder).
+      function acquireEntry() {
+        return capture.capture(acquireEntry);
+      }
+      function reportsRoute() {
+        return library.fourCalls(acquireEntry);
+      }
+      function exportsRoute() {
+        return library.fourCalls(acquireEntry);
+      }
+      const reports = reportsRoute()!;
+      const exportsStack = exportsRoute()!;
+      expect(reports).not.toBe(exportsStack);
+      expect(reports.callSite?.functionName).toBe('reportsRoute');
+      expect(exportsStack.callSite?.functionName).toBe('exportsRoute');
+      expect(reports.text.split('\n')[0]).toContain(`${sep}node_modules${sep}fake-pool-lib`);
+    });
   });
 });
