@@ -163,3 +163,88 @@ describe('containment', () => {
     expect(errors[0]).toContain('checkout');
   });
 });
+
+describe('leases found by connection object (libraries that release and query by object)', () => {
+  const exhaustedProbe: PoolProbe<FakePoolObject> = {
+    ...probe,
+    isTimeout: (error) => error instanceof Error && error.message === 'acquire timeout',
+    isExhausted: (error) => error instanceof Error && /acquire timeout|queue full/.test(error.message),
+  };
+
+  it('releaseConnection checks in the lease that holds the connection, then reports misuse', () => {
+    const pool = { name: 'jobs', waiting: 0 };
+    const connection = { id: 1 };
+    const lease = requestFrom(pool);
+    lease.granted(connection);
+    expect(core.leaseOf(connection)).toBe(lease);
+    core.releaseConnection(connection, false, requestFrom);
+    expect(lease.isOpen).toBe(false);
+    core.releaseConnection(connection, false, requestFrom);
+    const [span] = exporter.getFinishedSpans().filter((s) => s.name === 'generic-pool checkout');
+    const invalid = exporter.getFinishedSpans().find((s) => s.name === 'generic-pool release.invalid');
+    expect(span!.attributes['pool.checkin.destroyed']).toBeUndefined();
+    expect(eventNamed(invalid!, 'pool.release.invalid')?.attributes?.['pool.release.reason']).toBe('double_release');
+  });
+
+  it('a release after the connection was destroyed is reported as such', () => {
+    const pool = { name: 'jobs', waiting: 0 };
+    const connection = { id: 2 };
+    const lease = requestFrom(pool);
+    lease.granted(connection);
+    core.releaseConnection(connection, true, requestFrom);
+    core.releaseConnection(connection, false, requestFrom);
+    const checkout = exporter.getFinishedSpans().find((s) => s.name === 'generic-pool checkout')!;
+    expect(checkout.attributes['pool.checkin.destroyed']).toBe(true);
+    const invalid = exporter.getFinishedSpans().find((s) => s.name === 'generic-pool release.invalid')!;
+    expect(eventNamed(invalid, 'pool.release.invalid')?.attributes?.['pool.release.reason']).toBe('destroyed');
+  });
+
+  it('a connection no lease was granted (taken before enable) is left alone', () => {
+    core.releaseConnection({ id: 3 }, false, requestFrom);
+    core.statementIssued({ id: 3 }, requestFrom);
+    expect(exporter.getFinishedSpans()).toHaveLength(0);
+    expect(errors).toEqual([]);
+  });
+
+  it('the connection is re-bound to its next lease', () => {
+    const pool = { name: 'jobs', waiting: 0 };
+    const connection = { id: 4 };
+    const first = requestFrom(pool);
+    first.granted(connection);
+    core.releaseConnection(connection, false, requestFrom);
+    const second = requestFrom(pool);
+    second.granted(connection);
+    expect(core.leaseOf(connection)).toBe(second);
+    core.releaseConnection(connection, false, requestFrom);
+    expect(exporter.getFinishedSpans().map((s) => s.name)).toEqual(['generic-pool checkout', 'generic-pool checkout']);
+  });
+
+  it('pool.exhausted names held leases oldest grant first and skips waiting ones; other failures add nothing', () => {
+    const pool = { name: 'jobs', waiting: 0 };
+    function acquireEntry() {
+      return core.checkout(pool, exhaustedProbe, acquireEntry)!;
+    }
+    function holdFirst() {
+      return acquireEntry();
+    }
+    function holdSecond() {
+      return acquireEntry();
+    }
+    // Requested in one order, granted in the other: holders follow the grant.
+    const requestedFirst = holdFirst();
+    const requestedSecond = holdSecond();
+    requestedSecond.granted({});
+    requestedFirst.granted({});
+    const starved = core.checkout(pool, exhaustedProbe, requestFrom)!;
+    const stillWaiting = core.checkout(pool, exhaustedProbe, requestFrom)!;
+    starved.failed(new Error('queue full'));
+    stillWaiting.failed(new Error('connection refused'));
+    const failed = exporter.getFinishedSpans().filter((s) => s.status.code === SpanStatusCode.ERROR);
+    const holders = eventNamed(failed[0]!, 'pool.exhausted')?.attributes?.['pool.holders'] as string[];
+    expect(holders.map((holder) => holder.split(' ')[0])).toEqual(['holdSecond', 'holdFirst']);
+    expect(holders[0]).toMatch(/^holdSecond \(.*lease-core\.test\.ts:\d+\) held \d+ ms$/);
+    expect(eventNamed(failed[0]!, 'pool.exhausted')?.attributes?.['pool.holders.count']).toBe(2);
+    expect(eventNamed(failed[0]!, 'pool.exhausted')?.attributes?.['db.client.connection.max']).toBe(2);
+    expect(eventNamed(failed[1]!, 'pool.exhausted')).toBeUndefined();
+  });
+});
