@@ -1,6 +1,8 @@
 // `npm run demo` end to end, as a child process in short mode: its own PostgreSQL, the leaky
-// service, load until the pool is exhausted, OTLP/HTTP protobuf to a loopback receiver, the
-// OTLP/JSON file, and the console report. Runs the BUILT demo (`npm run build` first).
+// service, load until the pool is exhausted, the two incidents beside it (an undersized catalog
+// pool, a cart page borrowing another request's connection), OTLP/HTTP protobuf to a loopback
+// receiver, the OTLP/JSON file, and the console report with its per-pool verdicts. Runs the
+// BUILT demo (`npm run build` first).
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +14,10 @@ const DEMO = 'packages/exporter-demo/build/main.js';
 /** Bounds the child; the test's own timeout is above it, so a hang fails with the child's output. */
 const RUN_TIMEOUT_MS = 90_000;
 const LEAKING_FUNCTION = 'BillingService.exportInvoice';
+/** The catalog pool's size in the demo (incidents.ts): its verdict names demand over this. */
+const CATALOG_POOL_MAX = 2;
+/** A pool name: `server.address:server.port/db.namespace`, one database per pool. */
+const poolName = (database: string) => String.raw`127\.0\.0\.1:\d+/${database}`;
 /** OTLP span kinds (api SpanKind + 1). */
 const OTLP_KIND_SERVER = 2;
 const OTLP_STATUS_ERROR = 2;
@@ -40,6 +46,22 @@ function readTraceFile(path: string, run: Ended): ReceivedSpan[] {
 
 function named(spans: readonly ReceivedSpan[], name: string): ReceivedSpan[] {
   return spans.filter((span) => span.name === name);
+}
+
+/** The report line that starts (after indentation) with `pattern`, and the line below it. */
+function reportLines(run: Ended, pattern: string): [string, string] {
+  const lines = run.stdout.split('\n');
+  const index = lines.findIndex((line) => new RegExp(`^\\s*${pattern}`).test(line));
+  expect(index, `${run.context}no report line matches /${pattern}/`).toBeGreaterThanOrEqual(0);
+  return [lines[index] ?? '', lines[index + 1] ?? ''];
+}
+
+/** `peak pending N, wait p50 X ms / p99 Y ms, N timeouts in N checkouts`, as numbers. */
+function poolFacts(line: string, run: Ended): { peakPending: number; p50: number; p99: number; timeouts: number; checkouts: number } {
+  const match = /^\s+peak pending (\d+), wait p50 ([\d.]+) ms \/ p99 ([\d.]+) ms, (\d+) timeouts? in (\d+) checkouts?/.exec(line);
+  expect(match, `${run.context}not a pool facts line: ${line}`).not.toBeNull();
+  const [, peakPending, p50, p99, timeouts, checkouts] = (match ?? []).map(Number);
+  return { peakPending: peakPending ?? NaN, p50: p50 ?? NaN, p99: p99 ?? NaN, timeouts: timeouts ?? NaN, checkouts: checkouts ?? NaN };
 }
 
 describe('npm run demo --short', { timeout: RUN_TIMEOUT_MS + 20_000 }, () => {
@@ -79,6 +101,55 @@ describe('npm run demo --short', { timeout: RUN_TIMEOUT_MS + 20_000 }, () => {
     expect(run.stdout, run.context).toContain(`accepted by ${receiver.endpoint}/v1/traces`);
   });
 
+  it('judges the leaky pool exhausted by leaks and names the leaking function', () => {
+    const [verdict, facts] = reportLines(run, `${poolName('postgres')}: `);
+    expect(verdict, run.context).toMatch(
+      new RegExp(`: EXHAUSTED BY LEAKS — ${LEAKING_FUNCTION.replace('.', '\\.')} \\(packages/exporter-demo/src/service\\.ts:\\d+\\) leaks connections: `),
+    );
+    const share = /its leases were (\d+) of the (\d+) holders seen at timeouts \((\d+) %\)$/.exec(verdict);
+    expect(share, `${run.context}${verdict}`).not.toBeNull();
+    // "Mostly": at least half of the holders named at the timeouts were its leaked leases.
+    expect(Number(share?.[1]) * 2, run.context).toBeGreaterThanOrEqual(Number(share?.[2]));
+    const { timeouts, peakPending } = poolFacts(facts, run);
+    expect(timeouts, run.context).toBeGreaterThan(0);
+    expect(peakPending, run.context).toBeGreaterThan(0);
+  });
+
+  it('judges the catalog pool undersized, with the ratio of peak concurrent demand to its size', () => {
+    const [verdict, facts] = reportLines(run, `${poolName('catalog')}: `);
+    const undersized = new RegExp(
+      `: UNDERSIZED — peak concurrent demand (\\d+) \\(held \\+ waiting\\) for ${CATALOG_POOL_MAX} connections = ([\\d.]+)×; holders came back, none leaked$`,
+    ).exec(verdict);
+    expect(undersized, `${run.context}${verdict}`).not.toBeNull();
+    const demand = Number(undersized?.[1]);
+    expect(demand, run.context).toBeGreaterThan(CATALOG_POOL_MAX);
+    // One decimal below 10×, whole numbers above.
+    expect(Number(undersized?.[2]), run.context).toBeCloseTo(demand / CATALOG_POOL_MAX, 0);
+    const { timeouts, peakPending, p50, p99 } = poolFacts(facts, run);
+    expect(timeouts, run.context).toBeGreaterThan(0);
+    // Peak demand is at most the held connections, the waiters and the request itself.
+    expect(peakPending, run.context).toBeGreaterThan(0);
+    expect(demand, run.context).toBeLessThanOrEqual(CATALOG_POOL_MAX + peakPending + 1);
+    expect(p99, run.context).toBeGreaterThanOrEqual(p50);
+    expect(p99, run.context).toBeGreaterThan(0);
+    // Honest load: nothing of the catalog is among the leaking call sites.
+    expect(run.stdout, run.context).not.toMatch(/^\s+\d+\. CatalogService/m);
+  });
+
+  it("lists the cart page's statements on the checkout's connection with both call sites", () => {
+    const use = new RegExp(
+      String.raw`^  (\d+)× on ${poolName('carts')}: taken by CartService\.beginCheckout \(packages/exporter-demo/src/carts\.ts:\d+\)\n` +
+        String.raw`\s+used by CartService\.viewCart \(packages/exporter-demo/src/carts\.ts:\d+:\d+\) in another request$`,
+      'm',
+    ).exec(run.stdout);
+    expect(use, run.context).not.toBeNull();
+    expect(Number(use?.[1]), run.context).toBeGreaterThan(0);
+    // The carts pool is big enough: its verdict is about size only, and it counts the uses.
+    const [verdict, facts] = reportLines(run, `${poolName('carts')}: `);
+    expect(verdict, run.context).toMatch(/: OK — no checkout timed out/);
+    expect(facts, run.context).toMatch(/, \d+ used from another request \(below\)$/);
+  });
+
   it('writes an OTLP/JSON file, one request per line, with leak spans of the leaking function', () => {
     const spans = readTraceFile(traceFile, run);
     for (const span of spans) {
@@ -107,6 +178,37 @@ describe('npm run demo --short', { timeout: RUN_TIMEOUT_MS + 20_000 }, () => {
     expect(new Set(spans.map((span) => span.spanId)), run.context).toEqual(new Set(receiver.spans().map((span) => span.spanId)));
   });
 
+  it('records the incidents on the spans: catalog holders at pool.exhausted, cart views linked to the checkout they borrowed', () => {
+    const spans = readTraceFile(traceFile, run);
+    const checkouts = named(spans, 'pg-pool checkout');
+    const ofPool = (database: string) =>
+      checkouts.filter((span) => String(span.attributes['db.client.connection.pool.name']).endsWith(`/${database}`));
+    // Incident (a): the catalog's failed checkouts name their holders, all catalog searches.
+    const exhausted = ofPool('catalog').flatMap((span) => span.events.filter((event) => event.name === 'pool.exhausted'));
+    expect(exhausted.length, run.context).toBeGreaterThan(0);
+    for (const event of exhausted) {
+      expect(event.attributes['db.client.connection.max'], run.context).toBe(CATALOG_POOL_MAX);
+      const holders = event.attributes['pool.holders'] as string[];
+      for (const holder of holders) expect(holder, run.context).toMatch(/^CatalogService\.search \(.+catalog\.ts:\d+\) held \d+ ms$/);
+    }
+    expect(ofPool('catalog').some((span) => typeof span.attributes['pool.pending_at_request'] === 'number'), run.context).toBe(true);
+    // Incident (b): the checkout's span has the foreign-context event naming the view's trace,
+    // and the view's request span links back to the checkout span.
+    const borrowed = ofPool('carts').filter((span) => span.events.some((event) => event.name === 'pool.use.foreign_context'));
+    expect(borrowed.length, run.context).toBeGreaterThan(0);
+    const views = new Map(spans.filter((span) => span.name === 'GET /carts/:id').map((span) => [span.spanId, span]));
+    for (const checkout of borrowed) {
+      expect(checkout.attributes['code.function.name'], run.context).toBe('CartService.beginCheckout');
+      for (const event of checkout.events.filter((candidate) => candidate.name === 'pool.use.foreign_context')) {
+        expect(event.attributes['pool.use.trace_id'], run.context).not.toBe(checkout.traceId);
+        expect(String(event.attributes['pool.use.stacktrace']), run.context).toContain('CartService.viewCart');
+        const view = views.get(String(event.attributes['pool.use.span_id']));
+        expect(view?.traceId, run.context).toBe(event.attributes['pool.use.trace_id']);
+        expect(view?.links, run.context).toContainEqual({ traceId: checkout.traceId, spanId: checkout.spanId });
+      }
+    }
+  });
+
   it('exports checkout and leak spans and db.client.connection metrics over OTLP/HTTP protobuf', () => {
     const types = new Set(receiver.contentTypes());
     expect([...types], run.context).toEqual(['application/x-protobuf']);
@@ -125,6 +227,7 @@ describe('npm run demo --short', { timeout: RUN_TIMEOUT_MS + 20_000 }, () => {
         'db.client.connection.use_time',
         'db.client.connection.timeouts',
         'pool.leak.suspected',
+        'pool.use.foreign_context',
       ]),
     );
   });

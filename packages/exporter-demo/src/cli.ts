@@ -29,10 +29,11 @@ export class UsageError extends Error {
 /**
  * Two profiles. The full one is sized so the pool runs dry about halfway through (one leak every
  * 15 requests, 15 requests a second, 10 connections); the short one (tests, a quick look) has a
- * smaller pool so the same happens within a few seconds.
+ * smaller pool so the same happens within a few seconds: the third leak is request 42, about 4 s
+ * in, and 7 s leave room for a slow machine to get there.
  */
 const FULL = { durationS: 20, requests: 300, concurrency: 4, poolSize: 10, checkoutTimeoutMs: 1000, thresholdMs: 1500 };
-const SHORT = { durationS: 5, requests: 120, concurrency: 4, poolSize: 3, checkoutTimeoutMs: 1000, thresholdMs: 1000 };
+const SHORT = { durationS: 7, requests: 120, concurrency: 4, poolSize: 3, checkoutTimeoutMs: 1000, thresholdMs: 1000 };
 export const DEFAULT_OUTPUT = 'demo-output/traces.jsonl';
 
 export const USAGE = `Usage: npm run demo [-- -- <flags>]

@@ -1,24 +1,36 @@
-// The service's HTTP front: node:http, a route table, and one SERVER span per request, made by
+// The services' HTTP front: node:http, a route table, and one SERVER span per request, made by
 // hand the way @opentelemetry/instrumentation-http would, so checkout spans have a parent and
 // every request is its own trace in Jaeger.
 import { SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { CartService } from './carts';
+import type { CatalogService } from './catalog';
 import { InvoiceNotReadyError, type BillingService } from './service';
+
+/** The services behind the routes, each with a pool of its own. */
+export interface Services {
+  readonly billing: BillingService;
+  readonly catalog: CatalogService;
+  readonly carts: CartService;
+}
 
 /** One route: its low-cardinality template (the span name) and the service call it makes. */
 export interface Route {
   readonly template: string;
   readonly pattern: RegExp;
-  readonly handle: (service: BillingService, id: number) => Promise<unknown>;
+  readonly handle: (services: Services, id: number) => Promise<unknown>;
 }
 
 export const ROUTES: readonly Route[] = [
-  { template: '/orders/:id', pattern: /^\/orders\/(\d+)$/, handle: (service, id) => service.getOrder(id) },
-  { template: '/invoices/:id/export', pattern: /^\/invoices\/(\d+)\/export$/, handle: (service, id) => service.exportInvoice(id) },
-  { template: '/reports/:id', pattern: /^\/reports\/(\d+)$/, handle: (service, id) => service.renderReport(id) },
-  { template: '/audit/:id', pattern: /^\/audit\/(\d+)$/, handle: (service, id) => service.recordAudit(id) },
-  { template: '/statements/:id', pattern: /^\/statements\/(\d+)$/, handle: (service, id) => service.buildStatement(id) },
+  { template: '/orders/:id', pattern: /^\/orders\/(\d+)$/, handle: ({ billing }, id) => billing.getOrder(id) },
+  { template: '/invoices/:id/export', pattern: /^\/invoices\/(\d+)\/export$/, handle: ({ billing }, id) => billing.exportInvoice(id) },
+  { template: '/reports/:id', pattern: /^\/reports\/(\d+)$/, handle: ({ billing }, id) => billing.renderReport(id) },
+  { template: '/audit/:id', pattern: /^\/audit\/(\d+)$/, handle: ({ billing }, id) => billing.recordAudit(id) },
+  { template: '/statements/:id', pattern: /^\/statements\/(\d+)$/, handle: ({ billing }, id) => billing.buildStatement(id) },
+  { template: '/catalog/:id', pattern: /^\/catalog\/(\d+)$/, handle: ({ catalog }, id) => catalog.search(id) },
+  { template: '/carts/:id/checkout', pattern: /^\/carts\/(\d+)\/checkout$/, handle: ({ carts }, id) => carts.beginCheckout(id) },
+  { template: '/carts/:id', pattern: /^\/carts\/(\d+)$/, handle: ({ carts }, id) => carts.viewCart(id) },
 ];
 
 /** pg-pool's message when no connection became free within connectionTimeoutMillis. */
@@ -30,7 +42,7 @@ export interface HttpServer {
   close(): Promise<void>;
 }
 
-export async function startHttpServer(service: BillingService): Promise<HttpServer> {
+export async function startHttpServer(services: Services): Promise<HttpServer> {
   const tracer = trace.getTracer('pool-leak-demo');
   const server = createServer((request, response) => {
     const path = (request.url ?? '/').split('?')[0] ?? '/';
@@ -46,7 +58,7 @@ export async function startHttpServer(service: BillingService): Promise<HttpServ
         kind: SpanKind.SERVER,
         attributes: { 'http.request.method': 'GET', 'http.route': route.template, 'url.path': path, 'url.scheme': 'http' },
       },
-      (span) => respond(span, response, () => route.handle(service, Number(found?.[1]))),
+      (span) => respond(span, response, () => route.handle(services, Number(found?.[1]))),
     );
   });
   // Loopback load only: keep sockets open between requests like a real client would.

@@ -1,4 +1,11 @@
 export { startPostgres, type PostgresServer, type StartPostgresOptions } from './postgres-server';
-export { LeakReportExporter, type LeakedCallSite, type LeakReportData, type MisplacedCheckins } from './leak-report-exporter';
+export {
+  LeakReportExporter,
+  type ForeignUses,
+  type LeakedCallSite,
+  type LeakReportData,
+  type MisplacedCheckins,
+} from './leak-report-exporter';
+export type { PoolReport, PoolVerdict } from './pool-tally';
 export { OtlpJsonFileExporter } from './otlp-json-file-exporter';
 export { toOtlpTraceRequest, type OtlpTraceRequest } from './otlp-json';

@@ -1,10 +1,16 @@
-// A SpanExporter that keeps no spans, only counts, and turns them into the console leak report.
-// Register it next to any other exporter (SimpleSpanProcessor is fine: export is a few map
-// updates) to get the same report for any application instrumented with pool-leak.
+// A SpanExporter that keeps no spans, only counts, and turns them into the console leak report:
+// leaking call sites, a verdict per pool (exhausted by leaks, undersized, OK), connections used
+// by another request, and misplaced checkins. Register it next to any other exporter
+// (SimpleSpanProcessor is fine: export is a few map updates) to get the same report for any
+// application instrumented with pool-leak.
 import { SpanStatusCode } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
+import { callSiteOf, siteKey, stackFrames, topApplicationFrame, type CallSite } from './call-site';
 import { formatLeakReport } from './leak-report-format';
+import { PoolTallies, type PoolReport } from './pool-tally';
+
+export { topApplicationFrame, type CallSite } from './call-site';
 
 /** Distinct rows kept per table; the rest are counted under "other". Bounds memory. */
 const MAX_ROWS = 100;
@@ -15,13 +21,6 @@ const CHECKIN_EVENTS = ['pool.checkin.finalizer', 'pool.checkin.loop_tick'] as c
 const OPEN_AT_SHUTDOWN = 'lease still open at tracer provider shutdown';
 
 export type CheckinEvent = (typeof CHECKIN_EVENTS)[number];
-
-/** Where a connection was checked out: the instrumentation's code.* call site. */
-export interface CallSite {
-  readonly functionName: string;
-  readonly filePath: string | undefined;
-  readonly line: number | undefined;
-}
 
 /** One leaking call site. */
 export interface LeakedCallSite extends CallSite {
@@ -46,10 +45,28 @@ export interface MisplacedCheckins {
   count: number;
 }
 
+/**
+ * Statements that ran on a leased connection while another trace was active
+ * (`pool.use.foreign_context`): the connection of one request used by another.
+ */
+export interface ForeignUses {
+  /** `db.client.connection.pool.name` of the checkout span. */
+  readonly pool: string;
+  /** The call site that took the lease (code.* of the checkout span). */
+  readonly takenAt: CallSite;
+  /** Top application frame of `pool.use.stacktrace`: the statement of the other request. */
+  readonly usedBy: string;
+  count: number;
+}
+
 /** Everything the report shows; a copy, safe to keep. */
 export interface LeakReportData {
   readonly leaks: readonly LeakedCallSite[];
   readonly otherLeaks: number;
+  /** One per pool, with its verdict; pools that timed out first. */
+  readonly pools: readonly PoolReport[];
+  readonly foreignUses: readonly ForeignUses[];
+  readonly otherForeignUses: number;
   readonly checkins: readonly MisplacedCheckins[];
   readonly otherCheckins: number;
   readonly checkouts: number;
@@ -63,6 +80,9 @@ export class LeakReportExporter implements SpanExporter {
   private otherLeaks = 0;
   private readonly checkins = new Map<string, MisplacedCheckins>();
   private otherCheckins = 0;
+  private readonly foreignUses = new Map<string, ForeignUses>();
+  private otherForeignUses = 0;
+  private readonly pools = new PoolTallies();
   private readonly failures = new Map<string, number>();
   private checkouts = 0;
   private checkedIn = 0;
@@ -90,6 +110,9 @@ export class LeakReportExporter implements SpanExporter {
     return {
       leaks: this.leakedCallSites(),
       otherLeaks: this.otherLeaks,
+      pools: this.pools.reports((key) => (this.leaks.get(key)?.leaked ?? 0) > 0),
+      foreignUses: [...this.foreignUses.values()].map((row) => ({ ...row })).sort((a, b) => b.count - a.count),
+      otherForeignUses: this.otherForeignUses,
       checkins: [...this.checkins.values()].map((row) => ({ ...row })).sort((a, b) => b.count - a.count),
       otherCheckins: this.otherCheckins,
       checkouts: this.checkouts,
@@ -113,12 +136,15 @@ export class LeakReportExporter implements SpanExporter {
 
   private recordCheckout(span: ReadableSpan): void {
     this.checkouts++;
+    this.pools.record(span);
     const events = span.events;
     let leakReported = false;
     for (const event of events) {
       if (event.name === 'pool.leak.suspected') leakReported = true;
       else if (event.name === 'pool.checkin.finalizer' || event.name === 'pool.checkin.loop_tick') {
         this.recordCheckin(event.name, span, event.attributes?.['pool.checkin.stacktrace']);
+      } else if (event.name === 'pool.use.foreign_context') {
+        this.recordForeignUse(span, event.attributes?.['pool.use.stacktrace']);
       }
     }
     const held = span.attributes['pool.held_ms'] !== undefined;
@@ -145,12 +171,24 @@ export class LeakReportExporter implements SpanExporter {
 
   private recordCheckin(event: CheckinEvent, span: ReadableSpan, stack: unknown): void {
     const takenAt = callSiteOf(span);
-    const checkedInBy = typeof stack === 'string' ? (topApplicationFrame(stack) ?? '<no application frame>') : '<no stack>';
+    const checkedInBy = describeFrame(stack);
     const key = `${event}\u0000${siteKey(takenAt)}\u0000${checkedInBy}`;
     const row = this.checkins.get(key);
     if (row !== undefined) row.count++;
     else if (this.checkins.size >= MAX_ROWS) this.otherCheckins++;
     else this.checkins.set(key, { event, takenAt, checkedInBy, count: 1 });
+  }
+
+  private recordForeignUse(span: ReadableSpan, stack: unknown): void {
+    const pool = span.attributes['db.client.connection.pool.name'];
+    const poolName = typeof pool === 'string' ? pool : '(unnamed pool)';
+    const takenAt = callSiteOf(span);
+    const usedBy = describeFrame(stack);
+    const key = `${poolName}\u0000${siteKey(takenAt)}\u0000${usedBy}`;
+    const row = this.foreignUses.get(key);
+    if (row !== undefined) row.count++;
+    else if (this.foreignUses.size >= MAX_ROWS) this.otherForeignUses++;
+    else this.foreignUses.set(key, { pool: poolName, takenAt, usedBy, count: 1 });
   }
 
   private countFailure(reason: string): void {
@@ -183,40 +221,7 @@ export class LeakReportExporter implements SpanExporter {
   }
 }
 
-function callSiteOf(span: ReadableSpan): CallSite {
-  const { attributes } = span;
-  const functionName = attributes['code.function.name'];
-  const filePath = attributes['code.file.path'];
-  const line = attributes['code.line.number'];
-  return {
-    functionName: typeof functionName === 'string' ? functionName : '<anonymous>',
-    filePath: typeof filePath === 'string' ? filePath : undefined,
-    line: typeof line === 'number' ? line : undefined,
-  };
-}
-
-function siteKey(site: CallSite): string {
-  return `${site.functionName}\u0000${site.filePath ?? ''}\u0000${site.line ?? ''}`;
-}
-
-function stackFrames(stack: string): string[] {
-  return stack
-    .split('\n')
-    .map((line) => line.trim())
-    .filter((line) => line.startsWith('at '));
-}
-
-const FRAME_LOCATION = /\(?([^()\s][^()]*):\d+:\d+\)?$/;
-
-/**
- * The first frame with a file of the application's (not Node's own, not a dependency's, not
- * `<anonymous>`), without the leading `at `: who did the checkin.
- */
-export function topApplicationFrame(stack: string): string | undefined {
-  for (const frame of stackFrames(stack)) {
-    const file = FRAME_LOCATION.exec(frame)?.[1];
-    if (file === undefined || file.startsWith('node:') || /[\\/]node_modules[\\/]/.test(file)) continue;
-    return frame.slice('at '.length);
-  }
-  return undefined;
+/** The application frame at the top of an event's stack attribute, or why there is none. */
+function describeFrame(stack: unknown): string {
+  return typeof stack === 'string' ? (topApplicationFrame(stack) ?? '<no application frame>') : '<no stack>';
 }

@@ -1,7 +1,8 @@
 // The console leak report as text. The first line names the function that leaked the most
 // connections: that is the line people paste into a ticket, so it must stand on its own.
 import { relative, sep } from 'node:path';
-import type { CallSite, LeakReportData, LeakedCallSite, MisplacedCheckins } from './leak-report-exporter';
+import type { CallSite, ForeignUses, LeakReportData, LeakedCallSite, MisplacedCheckins } from './leak-report-exporter';
+import type { PoolReport, PoolVerdict } from './pool-tally';
 
 const FAILURE_REASONS_SHOWN = 5;
 
@@ -20,6 +21,15 @@ export function formatLeakReport(data: LeakReportData, cwd = process.cwd()): str
     lines.push('', 'Leaking call sites (each lease counted once: pg-pool leak spans and leases still open at shutdown):');
     data.leaks.forEach((row, index) => lines.push(...leakRow(row, index + 1, show)));
     if (data.otherLeaks > 0) lines.push(`  ... and ${plural(data.otherLeaks, 'lease')} from further call sites`);
+  }
+  if (data.pools.length > 0) {
+    lines.push('', 'Pools (verdict from who held the connections when checkouts timed out):');
+    for (const pool of data.pools) lines.push(...poolRow(pool, foreignUsesOn(data.foreignUses, pool.name), show));
+  }
+  if (data.foreignUses.length > 0) {
+    lines.push('', 'Connections used by another request (pool.use.foreign_context: a statement ran on a connection another trace holds):');
+    for (const row of data.foreignUses) lines.push(...foreignUseRow(row, show));
+    if (data.otherForeignUses > 0) lines.push(`  ... and ${data.otherForeignUses} more from further call sites`);
   }
   if (data.checkins.length > 0) {
     lines.push('', 'Checkins in the wrong place (event on the checkout span, with the checkin stack):');
@@ -50,6 +60,57 @@ function checkinRow(row: MisplacedCheckins, show: (path: string) => string): str
     `  ${row.event} ${row.count}×: taken by ${row.takenAt.functionName} (${siteText(row.takenAt, show)})`,
     `     checked in by ${showPaths(row.checkedInBy, show)}`,
   ];
+}
+
+function poolRow(pool: PoolReport, foreignUses: number, show: (path: string) => string): string[] {
+  const facts = [`peak pending ${pool.peakPending}`];
+  facts.push(
+    pool.waitP50Ms === undefined || pool.waitP99Ms === undefined ? 'no wait measured' : `wait p50 ${millis(pool.waitP50Ms)} / p99 ${millis(pool.waitP99Ms)}`,
+  );
+  facts.push(`${plural(pool.timeouts, 'timeout')} in ${plural(pool.checkouts, 'checkout')}`);
+  if (pool.max !== undefined) facts.push(`max ${pool.max}`);
+  if (foreignUses > 0) facts.push(`${foreignUses} used from another request (below)`);
+  return [`  ${pool.name}: ${verdictText(pool.verdict, pool, show)}`, `     ${facts.join(', ')}`];
+}
+
+function foreignUsesOn(rows: readonly ForeignUses[], pool: string): number {
+  return rows.reduce((sum, row) => (row.pool === pool ? sum + row.count : sum), 0);
+}
+
+/** The one line that says why the pool ran dry: leaks (who) or too small (by how much). */
+export function verdictText(verdict: PoolVerdict, pool: Pick<PoolReport, 'queued'>, show: (path: string) => string = (path) => path): string {
+  switch (verdict.kind) {
+    case 'ok':
+      return pool.queued === 0 ? 'OK — no checkout timed out or queued' : `OK — no checkout timed out (${pool.queued} queued)`;
+    case 'leaks': {
+      const share = Math.round((100 * verdict.slots) / Math.max(1, verdict.holderSlots));
+      return (
+        `EXHAUSTED BY LEAKS — ${verdict.site.functionName} (${siteText(verdict.site, show)}) leaks connections: ` +
+        `its leases were ${verdict.slots} of the ${verdict.holderSlots} holders seen at timeouts (${share} %)`
+      );
+    }
+    case 'undersized': {
+      const size = verdict.max === undefined ? 'the pool' : plural(verdict.max, 'connection');
+      const ratio = verdict.max === undefined || verdict.max === 0 ? '' : ` = ${ratioText(verdict.demand / verdict.max)}`;
+      return `UNDERSIZED — peak concurrent demand ${verdict.demand} (held + waiting) for ${size}${ratio}; holders came back, none leaked`;
+    }
+  }
+}
+
+function foreignUseRow(row: ForeignUses, show: (path: string) => string): string[] {
+  return [
+    `  ${row.count}× on ${row.pool}: taken by ${row.takenAt.functionName} (${siteText(row.takenAt, show)})`,
+    `     used by ${showPaths(row.usedBy, show)} in another request`,
+  ];
+}
+
+function ratioText(ratio: number): string {
+  return `${ratio >= 10 ? Math.round(ratio) : ratio.toFixed(1)}×`;
+}
+
+/** Whole milliseconds from 10 up, one decimal below (a pool that never waits shows 0.1 ms, not 0). */
+function millis(ms: number): string {
+  return `${ms >= 10 ? Math.round(ms) : Math.round(ms * 10) / 10} ms`;
 }
 
 function checkoutSummary(data: LeakReportData): string {

@@ -1,6 +1,8 @@
-// A bounded load over loopback HTTP: at most `requests` requests, at most `durationMs` of sending,
-// at most `concurrency` in flight. Requests are spread evenly over the duration, so the run shows
-// the pool going from healthy to exhausted instead of failing in the first second.
+// Bounded loads over loopback HTTP. The billing load: at most `requests` requests, at most
+// `durationMs` of sending, at most `concurrency` in flight, spread evenly over the duration, so
+// the run shows the pool going from healthy to exhausted instead of failing in the first second.
+// The two incidents run beside it in rounds: a fixed set of requests at fixed offsets, a bounded
+// number of times.
 import { Agent, get } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -56,6 +58,82 @@ export interface Outcome {
   readonly example: string | undefined;
 }
 
+/** One request of a round: its path, and when it goes out after the round started. */
+export interface TimedRequest {
+  readonly path: string;
+  readonly atMs: number;
+}
+
+/**
+ * Incident (a), a rush: `size` catalog searches at the same moment, far more than the catalog
+ * pool has connections. Honest load: every search gives its connection back.
+ */
+export function catalogRush(round: number, size: number): TimedRequest[] {
+  return Array.from({ length: size }, (_, offset) => ({ path: `/catalog/${round * size + offset + 1}`, atMs: 0 }));
+}
+
+/**
+ * Incident (b): a checkout opens its transaction; two cart views come while it is open (they run
+ * on the checkout's connection) and one after it committed (it takes a connection of its own).
+ */
+export function cartRound(round: number): TimedRequest[] {
+  const id = round + 1;
+  return [
+    { path: `/carts/${id}/checkout`, atMs: 0 },
+    { path: `/carts/${id}`, atMs: 40 },
+    { path: `/carts/${id}`, atMs: 80 },
+    { path: `/carts/${id}`, atMs: 600 },
+  ];
+}
+
+export interface RoundsOptions {
+  readonly baseUrl: string;
+  /** At most this many rounds. */
+  readonly rounds: number;
+  /** A round starts this long after the previous one started, or when it ended if later. */
+  readonly intervalMs: number;
+  /** No round starts after this long. */
+  readonly durationMs: number;
+  readonly requestTimeoutMs: number;
+  readonly round: (round: number) => readonly TimedRequest[];
+  readonly onResult?: (result: RequestResult) => void;
+}
+
+/** Sends rounds of requests, one round at a time: bounded by `rounds` and `durationMs`. */
+export async function runRounds(options: RoundsOptions): Promise<LoadSummary> {
+  // Rounds have the same shape: a socket for every request of one.
+  const agent = new Agent({ keepAlive: true, maxSockets: Math.max(1, options.round(0).length) });
+  const started = performance.now();
+  const outcomes = new Map<string, Outcome>();
+  let sent = 0;
+  let stoppedBy: LoadSummary['stoppedBy'] = 'requests';
+  try {
+    for (let round = 0; round < options.rounds; round++) {
+      const roundStart = started + round * options.intervalMs;
+      if (roundStart - started >= options.durationMs || performance.now() - started >= options.durationMs) {
+        stoppedBy = 'duration';
+        break;
+      }
+      const wait = roundStart - performance.now();
+      if (wait > 0) await sleep(wait);
+      const begun = performance.now();
+      await Promise.all(
+        options.round(round).map(async ({ path, atMs }) => {
+          const index = ++sent;
+          const delay = begun + atMs - performance.now();
+          if (delay > 0) await sleep(delay);
+          const result = await request(agent, options.baseUrl, options.requestTimeoutMs, index, path);
+          count(outcomes, result);
+          options.onResult?.(result);
+        }),
+      );
+    }
+  } finally {
+    agent.destroy();
+  }
+  return { sent, elapsedMs: performance.now() - started, stoppedBy, outcomes };
+}
+
 export async function runLoad(options: LoadOptions): Promise<LoadSummary> {
   const agent = new Agent({ keepAlive: true, maxSockets: options.concurrency });
   const started = performance.now();
@@ -76,11 +154,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadSummary> {
       next++;
       const wait = dueAt - performance.now();
       if (wait > 0) await sleep(wait);
-      const result = await request(agent, options, index);
-      const label = result.status === undefined ? 'no response' : String(result.status);
-      const outcome = outcomes.get(label);
-      if (outcome === undefined) outcomes.set(label, { count: 1, example: result.error });
-      else outcome.count++;
+      const result = await request(agent, options.baseUrl, options.requestTimeoutMs, index, pathFor(index));
+      count(outcomes, result);
       options.onResult?.(result);
     }
   }
@@ -93,16 +168,23 @@ export async function runLoad(options: LoadOptions): Promise<LoadSummary> {
   return { sent: next - 1, elapsedMs: performance.now() - started, stoppedBy, outcomes };
 }
 
-function request(agent: Agent, options: LoadOptions, index: number): Promise<RequestResult> {
-  const path = pathFor(index);
+/** Counts a result under its status code ("no response" when none came). */
+function count(outcomes: Map<string, Outcome>, result: RequestResult): void {
+  const label = result.status === undefined ? 'no response' : String(result.status);
+  const outcome = outcomes.get(label);
+  if (outcome === undefined) outcomes.set(label, { count: 1, example: result.error });
+  else outcome.count++;
+}
+
+function request(agent: Agent, baseUrl: string, timeoutMs: number, index: number, path: string): Promise<RequestResult> {
   return new Promise((resolve) => {
-    const req = get(`${options.baseUrl}${path}`, { agent, timeout: options.requestTimeoutMs }, (response) => {
+    const req = get(`${baseUrl}${path}`, { agent, timeout: timeoutMs }, (response) => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
       response.on('end', () => resolve({ index, path, status: response.statusCode, error: errorOf(Buffer.concat(chunks)) }));
       response.on('error', (error) => resolve({ index, path, status: response.statusCode, error: error.message }));
     });
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${options.requestTimeoutMs} ms`)));
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     req.on('error', (error) => resolve({ index, path, status: undefined, error: error.message }));
   });
 }

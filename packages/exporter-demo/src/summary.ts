@@ -7,24 +7,31 @@ import type { Telemetry } from './telemetry';
 
 const JAEGER_UI = 'http://localhost:16686';
 
+/** What each load did: the billing load and the two incidents beside it. */
+export interface Loads {
+  readonly billing: LoadSummary;
+  readonly catalog: LoadSummary;
+  readonly carts: LoadSummary;
+}
+
 export interface SummaryInput {
   readonly options: DemoOptions;
-  readonly load: LoadSummary | undefined;
+  readonly loads: Loads | undefined;
   /** Connections still checked out when the service stopped. */
   readonly leakedAtEnd: number;
   readonly telemetry: Telemetry;
 }
 
-export function formatSummary({ options, load, leakedAtEnd, telemetry }: SummaryInput): string {
+export function formatSummary({ options, loads, leakedAtEnd, telemetry }: SummaryInput): string {
   const lines = ['Summary'];
-  if (load !== undefined) {
-    const outcomes = [...load.outcomes]
-      .sort((a, b) => b[1].count - a[1].count)
-      .map(([status, { count, example }]) => (status === '200' || example === undefined ? `${count}× ${status}` : `${count}× ${status} (${example})`));
-    const stop = load.stoppedBy === 'requests' ? 'all requests sent' : 'duration reached';
-    lines.push(`  load: ${load.sent} requests in ${(load.elapsedMs / 1000).toFixed(1)} s (${stop}): ${outcomes.join(', ')}`);
+  if (loads !== undefined) {
+    const { billing } = loads;
+    const stop = billing.stoppedBy === 'requests' ? 'all requests sent' : 'duration reached';
+    lines.push(`  load: ${billing.sent} requests in ${(billing.elapsedMs / 1000).toFixed(1)} s (${stop}): ${outcomesText(billing)}`);
+    lines.push(`  catalog rushes: ${loads.catalog.sent} searches: ${outcomesText(loads.catalog)}`);
+    lines.push(`  cart checkouts and views: ${loads.carts.sent} requests: ${outcomesText(loads.carts)}`);
   }
-  lines.push(`  pool: ${leakedAtEnd} of ${options.poolSize} connections still checked out when the service stopped`);
+  lines.push(`  billing pool: ${leakedAtEnd} of ${options.poolSize} connections still checked out when the service stopped`);
   const { otlp, file } = telemetry;
   if (otlp === undefined) {
     lines.push(
@@ -48,6 +55,14 @@ export function formatSummary({ options, load, leakedAtEnd, telemetry }: Summary
       '(Jaeger UI: Search → Upload JSON; replay: see packages/exporter-demo/README.md)',
   );
   return lines.join('\n');
+}
+
+/** `190× 200, 36× 503 (timeout exceeded when trying to connect)`: most frequent first. */
+function outcomesText(load: LoadSummary): string {
+  return [...load.outcomes]
+    .sort((a, b) => b[1].count - a[1].count)
+    .map(([status, { count, example }]) => (status === '200' || example === undefined ? `${count}× ${status}` : `${count}× ${status} (${example})`))
+    .join(', ');
 }
 
 function exportLine(stats: ExportStats, items: string, url: string): string {
