@@ -1,5 +1,6 @@
 // pool.exhausted on a real pg pool: the checkout that times out names who holds the pool.
 import type { PoolClient } from 'pg';
+import { createServer, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadPg, postgresConfig } from './support/pg';
@@ -98,6 +99,27 @@ describe('pool.exhausted', () => {
     const [failed] = tracing.spansNamed('pg-pool checkout');
     expect(failed!.status.code).toBe(2);
     expect(eventNames(failed!)).toEqual(['exception']);
+  });
+
+  it('a new connection that takes too long to open is a timeout (metric) but not an exhausted pool', async () => {
+    // A loopback server that accepts and never answers: pg's connect waits for its handshake.
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const address = silent.address();
+    const port = typeof address === 'object' && address !== null ? address.port : 0;
+    try {
+      const pool = newPool({ port, connectionTimeoutMillis: 150 });
+      const error = await tracing.inRequest('GET /slow-server', () => pool.connect().then(() => undefined, (failure: unknown) => failure));
+      expect((error as Error).message).toBe('Connection terminated due to connection timeout');
+    } finally {
+      sockets.forEach((socket) => socket.destroy());
+      await new Promise((resolve) => silent.close(resolve));
+    }
+    const [failed] = tracing.spansNamed('pg-pool checkout');
+    expect(eventNames(failed!)).toEqual(['exception']);
+    const timeouts = await tracing.metricPoints('db.client.connection.timeouts');
+    expect(timeouts.find((point) => point.attributes['db.client.connection.pool.name'] === `127.0.0.1:${port}/postgres`)?.value).toBe(1);
   });
 
   it('checkouts that succeed carry no holder information', async () => {

@@ -20,7 +20,10 @@ import type {
 const SUPPORTED_VERSIONS = ['>=3.0.0 <4'];
 const SUPPORTED_PG_VERSIONS = ['>=8.0.0 <9'];
 const DEFAULT_MAX = 10;
-const TIMEOUT_MESSAGE = 'timeout exceeded when trying to connect';
+/** No connection became free within `connectionTimeoutMillis`: the pool is exhausted. */
+const POOL_TIMEOUT_MESSAGE = 'timeout exceeded when trying to connect';
+/** Opening a new connection took longer than `connectionTimeoutMillis`: slow server, not a full pool. */
+const CONNECT_TIMEOUT_MESSAGE = 'Connection terminated due to connection timeout';
 
 /**
  * pg-pool: `Pool.prototype.connect` is the one acquire point (`pool.query` checks out through
@@ -75,7 +78,8 @@ const pgPoolProbe: PoolProbe<PgPool> = {
     const idle = pool.idleCount;
     return { idle, used: pool.totalCount - idle, pending: pool.waitingCount, max: pool.options.max ?? DEFAULT_MAX };
   },
-  isTimeout: (error) => error instanceof Error && error.message === TIMEOUT_MESSAGE,
+  isTimeout: (error) => error instanceof Error && (error.message === POOL_TIMEOUT_MESSAGE || error.message === CONNECT_TIMEOUT_MESSAGE),
+  isExhausted: (error) => error instanceof Error && error.message === POOL_TIMEOUT_MESSAGE,
 };
 
 /**
