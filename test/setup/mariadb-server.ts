@@ -47,7 +47,8 @@ export async function startMariaDb(progress: (line: string) => void = () => {}):
   progress('initialising a MariaDB data directory ...');
   const init = spawnSync(
     binaries.installDb,
-    ['--no-defaults', `--datadir=${dataDir}`, '--auth-root-authentication-method=normal', '--skip-test-db', ...runAs],
+    // Own tmpdir: several test runs at once must not share temporary tables in /tmp.
+    ['--no-defaults', `--datadir=${dataDir}`, `--tmpdir=${baseDir}`, '--auth-root-authentication-method=normal', '--skip-test-db', ...runAs],
     { encoding: 'utf8' },
   );
   if (init.status !== 0) {
@@ -74,6 +75,7 @@ export async function startMariaDb(progress: (line: string) => void = () => {}):
       '--no-defaults',
       `--datadir=${dataDir}`,
       `--socket=${socket}`,
+      `--tmpdir=${baseDir}`,
       `--port=${port}`,
       '--bind-address=127.0.0.1',
       `--pid-file=${join(baseDir, 'mariadbd.pid')}`,
