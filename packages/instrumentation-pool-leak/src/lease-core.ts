@@ -13,6 +13,7 @@ import { invalidReleaseAttributes, Lease, type InvalidReleaseReason, type LeaseH
 import { LeakSweeper, NO_LEAK_WATCH, type LeakWatch } from './leak-detector';
 import { PoolMetrics } from './metrics';
 import { ProviderShutdownHook } from './provider-shutdown';
+import { ATTR_DB_SYSTEM_NAME } from '@opentelemetry/semantic-conventions';
 import { ATTR_POOL_HELD_MS, ATTR_POOL_PENDING_AT_REQUEST, EVENT_POOL_RELEASE_INVALID } from './semconv';
 import { NO_STACK_CAPTURE, type CapturedStack, type StackCapture } from './stack';
 import { TrackedPool, type PoolDescription, type PoolStats } from './tracked-pool';
@@ -55,6 +56,11 @@ export interface PoolProbe<P extends object> {
    * then names the current holders.
    */
   isExhausted?(error: unknown): boolean;
+  /**
+   * `db.system.name` as the server of a granted connection reports it, when the pool options
+   * cannot tell (mysql2 talking to MariaDB). Asked once per pool, at its first grant.
+   */
+  dbSystemOf?(connection: object): string | undefined;
 }
 
 /** Errors reported per place before that place goes quiet, so a broken hook cannot flood logs. */
@@ -167,11 +173,13 @@ export class LeaseCore implements LeaseHost {
       const stats = probe.stats;
       const isTimeout = probe.isTimeout;
       const isExhausted = probe.isExhausted;
+      const dbSystemOf = probe.dbSystemOf;
       tracked = new TrackedPool(
         probe.describe(pool),
         stats === undefined ? undefined : () => readStats(ref, stats),
         isTimeout === undefined ? undefined : (error) => isTimeout(error),
         isExhausted === undefined ? undefined : (error) => isExhausted(error),
+        dbSystemOf === undefined ? undefined : (connection) => dbSystemOf(connection),
       );
       this.pools.set(pool, tracked);
       if (this.observedPools.size >= PRUNE_POOLS_ABOVE) this.pruneDeadPools();
@@ -202,6 +210,11 @@ export class LeaseCore implements LeaseHost {
 
   bindConnection(connection: object, lease: Lease): void {
     this.leaseByConnection.set(connection, lease);
+    const pool = lease.pool;
+    if (pool.awaitsServerDbSystem) {
+      const learned = pool.learnDbSystem(connection);
+      if (learned !== undefined) lease.span.setAttribute(ATTR_DB_SYSTEM_NAME, learned);
+    }
   }
 
   /** The latest lease granted `connection` (it may have ended), if the instrumentation saw one. */

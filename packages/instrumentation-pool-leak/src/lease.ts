@@ -231,7 +231,9 @@ export class Lease {
     thisArg: This,
     args: Args,
   ): Result {
-    return context.with(this.callerContext, fn, thisArg, ...args);
+    // Through Reflect.apply: the context manager would call `fn` with `this` = null when
+    // `thisArg` is undefined, which a strict-mode callback can tell apart.
+    return context.with(this.callerContext, Reflect.apply, undefined, fn, thisArg, args) as Result;
   }
 
   /** The rare path: a checkin in a finalizer or outside the owner's trace. */

@@ -39,11 +39,13 @@ export interface PoolStats {
 /** A pool the instrumentation has seen: its fixed span attributes and its open leases. */
 export class TrackedPool {
   readonly spanName: string;
-  /** Built once per pool and shared by every checkout span of it. */
-  readonly attributes: Readonly<Attributes>;
+  /** Built once per pool (again if the server names another `db.system.name`), shared by its spans. */
+  attributes: Readonly<Attributes>;
   readonly poolName: string;
   /** Leases requested and not yet ended, oldest first (a Set keeps insertion order). */
   readonly openLeases = new Set<Lease>();
+  /** True until the first granted connection was asked for its server's `db.system.name`. */
+  awaitsServerDbSystem: boolean;
 
   constructor(
     readonly description: PoolDescription,
@@ -53,19 +55,39 @@ export class TrackedPool {
     readonly isTimeout: (error: unknown) => boolean = () => false,
     /** Whether a checkout error means the pool had no connection to give (timeouts included). */
     readonly isExhausted: (error: unknown) => boolean = isTimeout,
+    /** `db.system.name` as a granted connection's server reports it; asked once. */
+    private readonly dbSystemOf?: (connection: object) => string | undefined,
   ) {
     this.spanName = `${description.library} checkout`;
     this.poolName = poolNameOf(description);
-    const attributes: Attributes = {
-      [ATTR_POOL_LIBRARY]: description.library,
-      [ATTR_DB_CLIENT_CONNECTION_POOL_NAME]: this.poolName,
-    };
-    if (description.dbSystem !== undefined) attributes[ATTR_DB_SYSTEM_NAME] = description.dbSystem;
-    if (description.serverAddress !== undefined) attributes[ATTR_SERVER_ADDRESS] = description.serverAddress;
-    if (description.serverPort !== undefined) attributes[ATTR_SERVER_PORT] = description.serverPort;
-    if (description.namespace !== undefined) attributes[ATTR_DB_NAMESPACE] = description.namespace;
-    this.attributes = Object.freeze(attributes);
+    this.awaitsServerDbSystem = dbSystemOf !== undefined;
+    this.attributes = spanAttributesOf(description, this.poolName, description.dbSystem);
   }
+
+  /**
+   * Asks a granted connection which database system it talks to, once per pool.
+   *
+   * @returns the new `db.system.name` when it differs from the described one, else undefined.
+   */
+  learnDbSystem(connection: object): string | undefined {
+    this.awaitsServerDbSystem = false;
+    const learned = this.dbSystemOf?.(connection);
+    if (learned === undefined || learned === this.attributes[ATTR_DB_SYSTEM_NAME]) return undefined;
+    this.attributes = spanAttributesOf(this.description, this.poolName, learned);
+    return learned;
+  }
+}
+
+function spanAttributesOf(description: PoolDescription, poolName: string, dbSystem: string | undefined): Readonly<Attributes> {
+  const attributes: Attributes = {
+    [ATTR_POOL_LIBRARY]: description.library,
+    [ATTR_DB_CLIENT_CONNECTION_POOL_NAME]: poolName,
+  };
+  if (dbSystem !== undefined) attributes[ATTR_DB_SYSTEM_NAME] = dbSystem;
+  if (description.serverAddress !== undefined) attributes[ATTR_SERVER_ADDRESS] = description.serverAddress;
+  if (description.serverPort !== undefined) attributes[ATTR_SERVER_PORT] = description.serverPort;
+  if (description.namespace !== undefined) attributes[ATTR_DB_NAMESPACE] = description.namespace;
+  return Object.freeze(attributes);
 }
 
 /**

@@ -46,6 +46,8 @@ export interface Mysql2Connection {
 /** A connection handed out by a pool. */
 export interface Mysql2PoolConnection extends Mysql2Connection {
   readonly config: Mysql2ConnectionConfig;
+  /** The server's greeting; its version string names MariaDB servers. */
+  readonly _handshakePacket?: { readonly serverVersion?: string } | null;
   /** The owning pool; null once the connection was taken out of it (destroyed, lost, ended). */
   readonly _pool: { readonly _closed: boolean } | null;
   release(): unknown;

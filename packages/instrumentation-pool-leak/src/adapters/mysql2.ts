@@ -1,6 +1,6 @@
 import { context } from '@opentelemetry/api';
 import { InstrumentationNodeModuleDefinition, InstrumentationNodeModuleFile } from '@opentelemetry/instrumentation';
-import { DB_SYSTEM_NAME_VALUE_MYSQL } from '@opentelemetry/semantic-conventions';
+import { DB_SYSTEM_NAME_VALUE_MARIADB, DB_SYSTEM_NAME_VALUE_MYSQL } from '@opentelemetry/semantic-conventions';
 import type { Lease } from '../lease';
 import type { LeaseCore, PoolProbe } from '../lease-core';
 import type { PoolDescription } from '../tracked-pool';
@@ -118,7 +118,15 @@ const mysql2PoolProbe: PoolProbe<Mysql2Pool> = {
   // mysql2 has no acquire timeout (a waiter waits until served or the pool ends), so no
   // isTimeout; exhaustion is the immediate rejection of a request that cannot queue.
   isExhausted: (error) => error instanceof Error && (error.message === QUEUE_LIMIT_REACHED || error.message === NO_CONNECTIONS_AVAILABLE),
+  dbSystemOf: (connection) => serverDbSystem(connection as Mysql2PoolConnection),
 };
+
+/** `mariadb` when the server's greeting says so (`10.11.6-MariaDB-…`), else `mysql`. */
+function serverDbSystem(connection: Mysql2PoolConnection): string | undefined {
+  const version = connection._handshakePacket?.serverVersion;
+  if (typeof version !== 'string') return undefined;
+  return /mariadb/i.test(version) ? DB_SYSTEM_NAME_VALUE_MARIADB : DB_SYSTEM_NAME_VALUE_MYSQL;
+}
 
 function patchPool(prototype: Mysql2Pool, core: () => LeaseCore, patcher: Patcher): void {
   wrapOwned(patcher, prototype, 'getConnection', (original) => wrapGetConnection(original, core));
@@ -201,9 +209,7 @@ function leasedCallback(lease: Lease, callback: Mysql2GetConnectionCallback): My
   const onConnection = function onConnection(this: unknown, error: Error | null, connection?: Mysql2PoolConnection) {
     if (error) lease.failed(error);
     else if (connection !== undefined && connection !== null) lease.granted(connection);
-    // Through Reflect.apply: context.with() would turn mysql2's `this` (undefined) into null.
-    const call: [Function, unknown, IArguments] = [callback, this, arguments];
-    return lease.runInCallerContext(Reflect.apply, undefined, call);
+    return lease.runInCallerContext(callback, this, Array.prototype.slice.call(arguments) as Parameters<Mysql2GetConnectionCallback>);
   };
   leasedCallbacks.add(onConnection);
   return onConnection;
@@ -370,8 +376,9 @@ function unwrapOwned<T extends object>(patcher: Patcher, prototype: T, name: key
 
 /**
  * Server, port and database from the pool's connection settings (a URI is parsed by mysql2
- * itself); user and password are never read. `db.system.name` is `mysql`: a MariaDB server only
- * says so in the handshake of the first connection, after the pool was described (see README).
+ * itself); user and password are never read. `db.system.name` starts as `mysql`; a MariaDB
+ * server says so only in its greeting, which the core reads from the pool's first granted
+ * connection (`dbSystemOf`).
  */
 export function describeMysql2Pool(pool: Mysql2Pool): PoolDescription {
   const config = pool.config?.connectionConfig ?? {};

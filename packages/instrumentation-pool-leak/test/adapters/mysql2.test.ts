@@ -98,9 +98,8 @@ function expectCallSite(span: ReadableSpan, functionName: string, line?: number)
 function expectPoolAttributes(span: ReadableSpan, name = poolName()): void {
   const { host, port, database } = mysql2Options();
   expect(span.attributes['pool.library']).toBe('mysql2');
-  // `mysql` although the test server is MariaDB: the pool is described at its first checkout,
-  // before any handshake has told the server's flavour (see the adapter's describeMysql2Pool).
-  expect(span.attributes['db.system.name']).toBe('mysql');
+  // The test server is MariaDB: its greeting on the pool's first connection says so.
+  expect(span.attributes['db.system.name']).toBe('mariadb');
   expect(span.attributes['server.address']).toBe(host);
   expect(span.attributes['server.port']).toBe(port);
   expect(span.attributes['db.namespace']).toBe(database);
