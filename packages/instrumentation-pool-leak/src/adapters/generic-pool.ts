@@ -84,7 +84,7 @@ function wrapAcquire(original: GenericPool['acquire'], core: () => LeaseCore): G
 /**
  * Requests queued plus resources lent: it grows exactly when `acquire` queued the request
  * (whether or not it was served at once), and stays put when `acquire` rejected at once
- * (pool draining, wait queue full). -1 if the pool cannot tell.
+ * (pool draining, wait queue full). -1 if the pool cannot tell, which reads as "not queued".
  */
 function demandOf(pool: GenericPool): number {
   try {
@@ -101,7 +101,9 @@ function demandOf(pool: GenericPool): number {
  * pool returned. An immediate rejection has no handler: a branch of ours would mark it handled
  * and hide an unhandled rejection the application would have had, so there the application gets
  * our chained promise instead, which rejects with the same error and is unhandled exactly when
- * the application ignores it.
+ * the application ignores it. It settles one microtask later than the pool's own, which only a
+ * race against another promise settled in the same synchronous step could tell. When the counts
+ * could not be read, the chain is the safe choice.
  */
 function follow(lease: Lease, pool: GenericPool, result: PromiseLike<unknown>, queued: boolean): PromiseLike<unknown> {
   if (result === null || typeof result !== 'object' || typeof result.then !== 'function') {
