@@ -88,6 +88,8 @@ export class LeaseCore implements LeaseHost {
   private readonly reported = new Map<string, number>();
   private readonly log: DiagLogger;
   private settings: LeaseCoreSettings;
+  /** Set while a library runs a checkout it makes on the application's behalf (see withCallSite). */
+  private deferredCallSite: CapturedStack | undefined;
   metrics: PoolMetrics;
   leakWatch: LeakWatch<Lease> = NO_LEAK_WATCH;
 
@@ -140,8 +142,8 @@ export class LeaseCore implements LeaseHost {
       // Captured right here, not through a helper method: every frame between here and the
       // boundary is walked by the capture (~0.4 µs each on the CI machine). Unsampled leases
       // still need their call site when leaks are watched, for the counter.
-      let stack: CapturedStack | undefined;
-      if (recording || this.settings.leakThresholdMs > 0) {
+      let stack = this.deferredCallSite;
+      if (stack === undefined && (recording || this.settings.leakThresholdMs > 0)) {
         try {
           stack = this.settings.stackCapture.capture(boundary);
         } catch (error) {
@@ -162,6 +164,30 @@ export class LeaseCore implements LeaseHost {
     } catch (error) {
       this.reportError('checkout', error);
       return undefined;
+    }
+  }
+
+  /**
+   * The application's stack above `boundary`, captured now for a checkout that a library will
+   * make later on its behalf, when the application's frames are gone (a query builder awaited
+   * as a thenable acquires in a later job). Hand it to {@link LeaseCore.withCallSite} then.
+   */
+  captureCallSite(boundary: Function): CapturedStack | undefined {
+    return this.capture(this.settings.stackCapture, boundary);
+  }
+
+  /**
+   * Runs `fn`; checkouts it starts synchronously take `callSite` as their stack and call site
+   * instead of the live stack (which then holds only library frames).
+   */
+  withCallSite<T>(callSite: CapturedStack | undefined, fn: () => T): T {
+    if (callSite === undefined) return fn();
+    const outer = this.deferredCallSite;
+    this.deferredCallSite = callSite;
+    try {
+      return fn();
+    } finally {
+      this.deferredCallSite = outer;
     }
   }
 

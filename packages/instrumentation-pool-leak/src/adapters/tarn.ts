@@ -1,4 +1,5 @@
 import { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
+import { knexModuleFiles, knexPoolDescription } from './knex';
 import type { Lease } from '../lease';
 import type { LeaseCore, PoolProbe } from '../lease-core';
 import { commonJsExports, type AdapterContext, type PoolAdapter } from './adapter';
@@ -11,12 +12,16 @@ const SUPPORTED_VERSIONS = ['>=3.0.0 <4'];
  * is the acquire point, `release` the only release point (tarn has no per-resource destroy: it
  * validates and destroys resources itself). The granted resource is the driver's connection (a
  * `pg.Client` under knex), so statements that pg-pool's adapter sees on it are matched to the
- * lease. tarn pools have no name and no server of their own: the pool name is the library name.
+ * lease. A tarn pool has no name and no server of its own: the pool name is the library name,
+ * except for pools knex created, which knex describes (`adapters/knex.ts`).
  */
 export const tarnAdapter: PoolAdapter = {
   library: 'tarn',
-  moduleDefinitions({ core, patcher }: AdapterContext) {
+  moduleDefinitions(adapterContext: AdapterContext) {
+    const { core, patcher } = adapterContext;
     return [
+      // knex's pool is a tarn pool: these only carry the call site and describe the server.
+      new InstrumentationNodeModuleDefinition('knex', ['>=1.0.0 <4'], undefined, undefined, knexModuleFiles(adapterContext)),
       new InstrumentationNodeModuleDefinition(
         'tarn',
         SUPPORTED_VERSIONS,
@@ -45,7 +50,7 @@ export const tarnAdapter: PoolAdapter = {
 const timeoutErrorClasses = new WeakSet<Function>();
 
 const tarnProbe: PoolProbe<TarnPool> = {
-  describe: (pool) => ({ library: 'tarn', maxConnections: pool.max }),
+  describe: (pool) => ({ ...(knexPoolDescription(pool) ?? { library: 'tarn' }), maxConnections: pool.max }),
   pendingAhead(pool) {
     const pending = pool.numPendingAcquires();
     const full = pool.numFree() === 0 && pool.numUsed() + pool.numPendingCreates() >= pool.max;

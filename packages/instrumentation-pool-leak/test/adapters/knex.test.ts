@@ -2,6 +2,7 @@
 // Clients, so the tarn adapter makes the checkout spans and pg-pool's adapter, which sees every
 // pg `Client.query`, checks each statement against the lease of its connection (#6).
 import { SpanStatusCode } from '@opentelemetry/api';
+import { isWrapped } from '@opentelemetry/instrumentation';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import type { Knex } from 'knex';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -53,16 +54,17 @@ function request(name: string): ReadableSpan {
 /**
  * knex calls tarn's acquire from its builder's `then`, and `await builder` (or returning a
  * builder from an async function) makes V8 call that `then` from a job of its own, after the
- * application's frame has left the stack. Async stack traces do not reach through that job, and
- * the whole synchronous stack is shorter than any frame limit. So the span carries knex's frames
- * and no `code.*` call site (see the package README).
+ * application's frame has left the stack; a transaction acquires from a `then` callback. The
+ * instrumentation remembers where the builder or transaction was created and gives the
+ * checkout that call site: `code.*` and the stack's first frame name the application line.
  */
-function expectKnexFramesOnly(span: ReadableSpan): void {
-  expect(span.attributes['code.function.name']).toBeUndefined();
-  expect(span.attributes['code.file.path']).toBeUndefined();
-  const frames = String(span.attributes['code.stacktrace']).split('\n');
-  expect(frames[0]).toContain('acquireConnection');
-  expect(frames.every((frame) => frame.includes('/node_modules/knex/') || frame.includes('(node:internal/'))).toBe(true);
+function expectApplicationCallSite(span: ReadableSpan, functionName: string, line: string): void {
+  expect(span.attributes['code.function.name']).toBe(functionName);
+  expect(String(span.attributes['code.file.path'])).toMatch(new RegExp(`${THIS_FILE}$`));
+  expect(span.attributes['code.line.number']).toBe(lineOf(import.meta.url, line));
+  const stack = String(span.attributes['code.stacktrace']);
+  expect(stack).toContain(`${functionName} (`);
+  expect(stack).not.toContain('acquireConnection');
 }
 
 beforeEach(() => tracing.exporter.reset());
@@ -73,10 +75,10 @@ afterEach(async () => {
 afterAll(() => tracing.instrumentation.disable());
 
 describe('queries and transactions', () => {
-  it('an awaited query: one tarn checkout span under the caller, held for the query; knex frames only', async () => {
+  it('an awaited query: one tarn checkout span under the caller, code.* at the application line', async () => {
     const db = newKnex();
     async function loadInvoiceTotals() {
-      return db.raw('select 41 + 1 as answer');
+      return db.raw('select 41 + 1 as answer'); // line:awaited-raw
     }
     const result = await tracing.inRequest('GET /totals', loadInvoiceTotals);
     expect(result.rows).toEqual([{ answer: 42 }]);
@@ -84,8 +86,22 @@ describe('queries and transactions', () => {
     expectCheckedIn(span);
     expect(childOf(checkouts(), request('GET /totals'))).toHaveLength(1);
     expect(span.attributes['pool.library']).toBe('tarn');
-    expect(span.attributes['db.client.connection.pool.name']).toBe('tarn');
-    expectKnexFramesOnly(span);
+    // knex describes its pool: the server and database of its connection settings.
+    const { host, port, database } = postgresConfig();
+    expect(span.attributes['db.client.connection.pool.name']).toBe(`${host}:${port}/${database}`);
+    expect(span.attributes['db.system.name']).toBe('postgresql');
+    expectApplicationCallSite(span, 'loadInvoiceTotals', 'awaited-raw');
+  });
+
+  it('an awaited query builder: the line that built it, not knex internals', async () => {
+    const db = newKnex();
+    async function countTables() {
+      const rows = await db.select(db.raw('count(*)::int as n')).from('pg_catalog.pg_tables'); // line:builder
+      return rows;
+    }
+    const rows = await tracing.inRequest('GET /tables', countTables);
+    expect(Number(rows[0].n)).toBeGreaterThan(0);
+    expectApplicationCallSite(onlyCheckout(), 'countTables', 'builder');
   });
 
   it('a query whose then() the application calls: code.* point at that line', async () => {
@@ -115,21 +131,21 @@ describe('queries and transactions', () => {
     expect(span.attributes['code.line.number']).toBe(lineOf(import.meta.url, 'acquireConnection'));
   });
 
-  it('knex.transaction(callback): one span for the whole transaction under the caller; knex frames only', async () => {
+  it('knex.transaction(callback): one span for the whole transaction under the caller, code.* at the application line', async () => {
     const db = newKnex();
-    await tracing.inRequest('POST /transfer', () =>
-      db.transaction(async (trx) => {
+    function transferFunds() {
+      return db.transaction(async (trx) => { // line:transaction
         await trx.raw('select 1');
         await new Promise((resolve) => setTimeout(resolve, 30));
         await trx.raw('select 2');
-      }),
-    );
+      });
+    }
+    await tracing.inRequest('POST /transfer', transferFunds);
     const span = onlyCheckout();
     expectCheckedIn(span);
     expect(childOf(checkouts(), request('POST /transfer'))).toHaveLength(1);
     expect(span.attributes['pool.held_ms']).toBeGreaterThanOrEqual(25);
-    expectKnexFramesOnly(span);
-    expect(String(span.attributes['code.stacktrace'])).toContain('transaction.js');
+    expectApplicationCallSite(span, 'transferFunds', 'transaction');
   });
 });
 
@@ -230,5 +246,30 @@ describe('foreign context through the driver (#6)', () => {
     );
     const span = onlyCheckout();
     expect(eventNamed(span, 'pool.use.foreign_context')).toBeUndefined();
+  });
+});
+
+describe('disable()', () => {
+  it('restores knex own creation, run and acquire methods; enable() puts the hooks back', () => {
+    const Client = requireLibrary<{ prototype: Record<string, unknown> }>('knex/lib/client.js');
+    const PgClient = requireLibrary<{ prototype: Record<string, unknown> }>('knex/lib/dialects/postgres/index.js');
+    const Runner = requireLibrary<{ prototype: Record<string, unknown> }>('knex/lib/execution/runner.js');
+    const Transaction = requireLibrary<{ prototype: Record<string, unknown> }>('knex/lib/execution/transaction.js');
+    const hooked = () => [
+      isWrapped(Client.prototype['raw']),
+      isWrapped(Client.prototype['initializePool']),
+      isWrapped(PgClient.prototype['queryBuilder']),
+      isWrapped(PgClient.prototype['transaction']),
+      isWrapped(Runner.prototype['run']),
+      isWrapped(Transaction.prototype['acquireConnection']),
+    ];
+    expect(hooked()).toEqual([true, true, true, true, true, true]);
+    tracing.instrumentation.disable();
+    try {
+      expect(hooked()).toEqual([false, false, false, false, false, false]);
+    } finally {
+      tracing.instrumentation.enable();
+    }
+    expect(hooked()).toEqual([true, true, true, true, true, true]);
   });
 });

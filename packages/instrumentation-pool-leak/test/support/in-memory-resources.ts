@@ -139,3 +139,14 @@ export async function diagMessagesDuring(work: () => Promise<void>): Promise<str
   }
   return messages;
 }
+
+/**
+ * Waits until `count()` is 0, at most `limitMs`, and returns the last count. A run may end
+ * while a pool still has an acquire waiting for its timeout (tarn keeps acquires made after
+ * `destroy()` until they time out); its lease ends then, bounded by that timeout.
+ */
+export async function settledCount(count: () => number, limitMs: number): Promise<number> {
+  const deadline = performance.now() + limitMs;
+  while (count() !== 0 && performance.now() < deadline) await delay(5);
+  return count();
+}
