@@ -257,7 +257,10 @@ export class LeaseCore implements LeaseHost {
     const lease = this.leaseByConnection.get(connection);
     if (lease === undefined) return;
     if (lease.isHeld) lease.checkin(destroyed, boundary);
-    else if (!lease.isOpen) lease.invalidRelease(lease.endedByDestroy ? 'destroyed' : 'double_release', boundary);
+    // A release after the provider shut down is the lease's own, late: nothing to report.
+    else if (!lease.isOpen && !lease.endedAtProviderShutdown) {
+      lease.invalidRelease(lease.endedByDestroy ? 'destroyed' : 'double_release', boundary);
+    }
   }
 
   /** A statement is about to run on `connection`: see {@link Lease.statementIssued}. */

@@ -64,6 +64,7 @@ export class Lease {
   grantedAt = 0;
   private leakReported = false;
   private destroyed = false;
+  private endedByShutdown = false;
   /** The last foreign trace reported, so a burst of statements from it is one event. */
   private lastForeignTraceId: string | undefined;
 
@@ -91,6 +92,11 @@ export class Lease {
   /** Milliseconds since the grant, or 0 if not held. */
   heldMs(now = performance.now()): number {
     return this.state === State.Held ? now - this.grantedAt : 0;
+  }
+
+  /** True when the tracer provider's shutdown ended the lease while the connection was out. */
+  get endedAtProviderShutdown(): boolean {
+    return this.endedByShutdown;
   }
 
   /** True once the connection was checked in with a request to destroy it. */
@@ -215,6 +221,7 @@ export class Lease {
   /** Ends a still-open lease because the tracer provider shuts down, so it gets exported. */
   endAtShutdown(): void {
     if (this.state === State.Ended) return;
+    this.endedByShutdown = true;
     try {
       if (this.state === State.Held) this.span.setAttribute(ATTR_POOL_HELD_MS, performance.now() - this.grantedAt);
       this.span.setStatus({ code: SpanStatusCode.ERROR, message: 'lease still open at tracer provider shutdown' });
@@ -279,5 +286,9 @@ export function endWithError(span: Span, error: unknown): void {
 
 function errorType(error: Error): string {
   const code = (error as { code?: unknown }).code;
-  return typeof code === 'string' && code !== '' ? code : error.name || '_OTHER';
+  if (typeof code === 'string' && code !== '') return code;
+  // Some libraries subclass Error without naming the subclass (tarn's TimeoutError).
+  const className = error.constructor?.name;
+  if (error.name === 'Error' && typeof className === 'string' && className !== '' && className !== 'Error') return className;
+  return error.name || '_OTHER';
 }

@@ -247,4 +247,16 @@ describe('leases found by connection object (libraries that release and query by
     expect(eventNamed(failed[0]!, 'pool.exhausted')?.attributes?.['db.client.connection.max']).toBe(2);
     expect(eventNamed(failed[1]!, 'pool.exhausted')).toBeUndefined();
   });
+
+  it('a release after the provider shutdown ended the lease is not reported as invalid', () => {
+    const pool = { name: 'jobs', waiting: 0 };
+    const connection = { id: 5 };
+    requestFrom(pool).granted(connection);
+    // What the hook on the provider's shutdown does first; the provider itself keeps exporting here.
+    core.endOpenLeases();
+    core.releaseConnection(connection, false, requestFrom);
+    expect(errors).toEqual([]);
+    const names = exporter.getFinishedSpans().map((span) => span.name);
+    expect(names).toEqual(['generic-pool checkout']);
+  });
 });

@@ -180,6 +180,8 @@ describe('failures', () => {
     const span = onlyCheckout();
     expect(span.status).toEqual({ code: SpanStatusCode.ERROR, message: 'operation timed out for an unknown reason' });
     expect(eventNamed(span, 'exception')).toBeDefined();
+    // The class name: tarn's TimeoutError instances are named plain `Error`.
+    expect(span.attributes['error.type']).toBe('TimeoutError');
     expect(span.attributes['pool.pending_at_request']).toBe(0);
     expect(eventNamed(span, 'pool.exhausted')?.attributes?.['pool.holders.count']).toBe(1);
     expect(await timeoutCount()).toBe(timeoutsBefore + 1);
