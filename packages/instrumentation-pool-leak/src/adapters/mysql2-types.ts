@@ -74,3 +74,8 @@ export interface Mysql2Class<Instance> {
 }
 
 export type Mysql2PoolClusterClass = Mysql2Class<Mysql2PoolCluster> & (new () => Mysql2PoolCluster);
+
+/** `mysql2/promise`'s pool (`lib/promise/pool.js`, 3.2x): wraps a callback pool. */
+export interface Mysql2PromisePool {
+  getConnection(...args: unknown[]): unknown;
+}

@@ -13,6 +13,7 @@ import type {
   Mysql2PoolCluster,
   Mysql2PoolClusterClass,
   Mysql2PoolConnection,
+  Mysql2PromisePool,
   Mysql2PoolNamespace,
 } from './mysql2-types';
 
@@ -58,6 +59,11 @@ export const mysql2Adapter: PoolAdapter = {
         (PoolCluster) => patchPoolCluster(PoolCluster, patcher),
         (PoolCluster) => unpatchPoolCluster(PoolCluster, patcher),
       ),
+      fileHook<Mysql2Class<Mysql2PromisePool>>(
+        'mysql2/lib/promise/pool.js',
+        (PromisePool) => patcher.wrap(PromisePool.prototype, 'getConnection', (original) => withPromiseCallSite(original, core)),
+        (PromisePool) => patcher.unwrap(PromisePool.prototype, 'getConnection'),
+      ),
     ];
     return [new InstrumentationNodeModuleDefinition('mysql2', SUPPORTED_VERSIONS, undefined, undefined, files)];
   },
@@ -76,6 +82,18 @@ function fileHook<Exports>(name: string, patch: (exports: Exports) => void, unpa
       if (moduleExports !== undefined) unpatch(commonJsExports(moduleExports));
     },
   );
+}
+
+/**
+ * `mysql2/promise`'s `getConnection` calls the callback pool from a promise executor, so the
+ * checkout's stack would start with two library frames (executor, `new Promise`) and need the
+ * long stack key. Captured here, the application is the first frame: one short capture.
+ */
+function withPromiseCallSite(original: Mysql2PromisePool['getConnection'], core: () => LeaseCore): Mysql2PromisePool['getConnection'] {
+  return function getConnection(this: Mysql2PromisePool, ...args: unknown[]) {
+    const leaseCore = core();
+    return leaseCore.withCallSite(leaseCore.captureCallSite(getConnection), () => original.apply(this, args));
+  };
 }
 
 // Adapter state shared by the wrappers. All of it is per process, not per checkout.
