@@ -234,27 +234,38 @@ export class LeaseCore implements LeaseHost {
     this.shutdownHook.detachAll();
   }
 
-  bindConnection(connection: object, lease: Lease): void {
-    this.leaseByConnection.set(connection, lease);
+  bindConnection(connection: unknown, lease: Lease): void {
     const pool = lease.pool;
+    if (!isObject(connection)) {
+      pool.leasesByPrimitive.set(connection, lease);
+      return;
+    }
+    this.leaseByConnection.set(connection, lease);
     if (pool.awaitsServerDbSystem) {
       const learned = pool.learnDbSystem(connection);
       if (learned !== undefined) lease.span.setAttribute(ATTR_DB_SYSTEM_NAME, learned);
     }
   }
 
-  /** The latest lease granted `connection` (it may have ended), if the instrumentation saw one. */
-  leaseOf(connection: object): Lease | undefined {
-    return this.leaseByConnection.get(connection);
+  /**
+   * The latest lease granted `connection` (it may have ended), if the instrumentation saw one.
+   * A resource that is not an object is found only while its lease is open, and only with the
+   * library's pool object it was lent by.
+   */
+  leaseOf(connection: unknown, poolObject?: object): Lease | undefined {
+    if (isObject(connection)) return this.leaseByConnection.get(connection);
+    const pool = poolObject === undefined ? undefined : this.pools.get(poolObject);
+    return pool?.leasesByPrimitive.get(connection);
   }
 
   /**
    * For libraries that release by connection object: checks the connection's lease in, or
    * records an invalid release when that lease already ended. A connection the instrumentation
-   * never granted (taken before it was enabled) is left alone.
+   * never granted (taken before it was enabled) is left alone. Pass the library's pool object
+   * for pools that lend values that are not objects.
    */
-  releaseConnection(connection: object, destroyed: boolean, boundary: Function): void {
-    const lease = this.leaseByConnection.get(connection);
+  releaseConnection(connection: unknown, destroyed: boolean, boundary: Function, poolObject?: object): void {
+    const lease = this.leaseOf(connection, poolObject);
     if (lease === undefined) return;
     if (lease.isHeld) lease.checkin(destroyed, boundary);
     // A release after the provider shut down is the lease's own, late: nothing to report.
@@ -271,6 +282,10 @@ export class LeaseCore implements LeaseHost {
   forget(lease: Lease): void {
     this.leakWatch.unwatch(lease);
     const pool = lease.pool;
+    const connection = lease.connection;
+    if (connection !== undefined && !isObject(connection) && pool.leasesByPrimitive.get(connection) === lease) {
+      pool.leasesByPrimitive.delete(connection);
+    }
     pool.openLeases.delete(lease);
     if (pool.openLeases.size === 0) this.busyPools.delete(pool);
   }
@@ -360,6 +375,10 @@ export class LeaseCore implements LeaseHost {
       return undefined;
     }
   }
+}
+
+function isObject(value: unknown): value is object {
+  return (typeof value === 'object' && value !== null) || typeof value === 'function';
 }
 
 function readStats<P extends object>(ref: WeakRef<P>, stats: (pool: P) => PoolStats | undefined): PoolStats | undefined {

@@ -36,8 +36,8 @@ export interface LeaseHost {
   readonly leakWatch: LeakWatch<Lease>;
   /** Called exactly once, when the lease ends for any reason. */
   forget(lease: Lease): void;
-  /** Remembers which lease holds `connection`, for adapters that release or query by object. */
-  bindConnection(connection: object, lease: Lease): void;
+  /** Remembers which lease holds `connection`, for adapters that release or query by it. */
+  bindConnection(connection: unknown, lease: Lease): void;
   /** Records an invalid release whose lease span has already ended. */
   reportInvalidRelease(lease: Lease, reason: InvalidReleaseReason, stack: CapturedStack | undefined): void;
   /** The stack above `boundary`, capped like checkin stacks. */
@@ -104,15 +104,22 @@ export class Lease {
     return this.destroyed;
   }
 
+  /** The connection (or resource) granted to this checkout, when the adapter named it. */
+  connection: unknown;
+
   /**
-   * The pool granted a connection to this checkout. Pass the `connection` object when the
-   * library later releases or queries by that object, so the core can find the lease again.
+   * The pool granted a connection to this checkout. Pass the `connection` when the library later
+   * releases or queries by it (any value: some pools lend numbers), so the core can find the
+   * lease again.
    */
-  granted(connection?: object): void {
+  granted(connection?: unknown): void {
     if (this.state !== State.Waiting) return;
     try {
       this.state = State.Held;
-      if (connection !== undefined) this.host.bindConnection(connection, this);
+      if (connection !== undefined) {
+        this.connection = connection;
+        this.host.bindConnection(connection, this);
+      }
       this.grantedAt = performance.now();
       const waitMs = this.grantedAt - this.requestedAt;
       this.span.setAttribute(ATTR_POOL_WAIT_MS, waitMs);

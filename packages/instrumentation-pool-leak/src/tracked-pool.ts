@@ -44,6 +44,11 @@ export class TrackedPool {
   readonly poolName: string;
   /** Leases requested and not yet ended, oldest first (a Set keeps insertion order). */
   readonly openLeases = new Set<Lease>();
+  /**
+   * Open leases of granted resources that are not objects (a pool may lend numbers), which a
+   * WeakMap cannot key; entries go when their lease ends.
+   */
+  readonly leasesByPrimitive = new Map<unknown, Lease>();
   /** True until the first granted connection was asked for its server's `db.system.name`. */
   awaitsServerDbSystem: boolean;
 

@@ -59,12 +59,6 @@ function isTimeout(error: unknown): boolean {
   return error instanceof Error && error.name === 'TimeoutError' && error.message === TIMEOUT_MESSAGE;
 }
 
-/**
- * Leases of resources that are not objects (generic-pool lends any value, numbers included),
- * which the core's WeakMap cannot key. Entries go at checkin.
- */
-const primitiveLeases = new WeakMap<GenericPool, Map<unknown, Lease>>();
-
 function wrapAcquire(original: GenericPool['acquire'], core: () => LeaseCore): GenericPool['acquire'] {
   return function acquire(this: GenericPool) {
     const lease = core().checkout(this, genericPoolProbe, acquire);
@@ -77,7 +71,7 @@ function wrapAcquire(original: GenericPool['acquire'], core: () => LeaseCore): G
       lease.failed(error);
       throw error;
     }
-    return follow(lease, this, result, demandOf(this) > demandBefore);
+    return follow(lease, result, demandOf(this) > demandBefore);
   };
 }
 
@@ -105,21 +99,21 @@ function demandOf(pool: GenericPool): number {
  * race against another promise settled in the same synchronous step could tell. When the counts
  * could not be read, the chain is the safe choice.
  */
-function follow(lease: Lease, pool: GenericPool, result: PromiseLike<unknown>, queued: boolean): PromiseLike<unknown> {
+function follow(lease: Lease, result: PromiseLike<unknown>, queued: boolean): PromiseLike<unknown> {
   if (result === null || typeof result !== 'object' || typeof result.then !== 'function') {
     lease.failed(new Error('generic-pool acquire() returned no promise'));
     return result;
   }
   if (queued) {
     result.then(
-      (resource) => grant(lease, pool, resource),
+      (resource) => lease.granted(resource),
       (error: unknown) => lease.failed(error),
     );
     return result;
   }
   return result.then(
     (resource) => {
-      grant(lease, pool, resource);
+      lease.granted(resource);
       return resource;
     },
     (error: unknown) => {
@@ -127,17 +121,6 @@ function follow(lease: Lease, pool: GenericPool, result: PromiseLike<unknown>, q
       throw error;
     },
   );
-}
-
-function grant(lease: Lease, pool: GenericPool, resource: unknown): void {
-  if (isObject(resource)) {
-    lease.granted(resource);
-    return;
-  }
-  lease.granted();
-  let leases = primitiveLeases.get(pool);
-  if (leases === undefined) primitiveLeases.set(pool, (leases = new Map()));
-  leases.set(resource, lease);
 }
 
 /**
@@ -159,29 +142,12 @@ function wrapCheckin(
 
 function checkinResource(core: LeaseCore, pool: GenericPool, resource: unknown, destroyed: boolean, boundary: Function): void {
   try {
-    if (!isObject(resource)) {
-      checkinPrimitive(pool, resource, destroyed, boundary);
-      return;
-    }
-    const lease = core.leaseOf(resource);
+    const lease = core.leaseOf(resource, pool);
     if (lease === undefined) return;
     // Held, but lent by another pool: this pool rejects the release and the lease stays held.
     if (lease.isHeld && !pool.isBorrowedResource(resource)) lease.invalidRelease('foreign', boundary);
-    else core.releaseConnection(resource, destroyed, boundary);
+    else core.releaseConnection(resource, destroyed, boundary, pool);
   } catch (error) {
     core.reportError('generic-pool checkin', error);
   }
-}
-
-/** Primitive resources: checked in when lent by this pool; invalid releases are not recorded. */
-function checkinPrimitive(pool: GenericPool, resource: unknown, destroyed: boolean, boundary: Function): void {
-  const leases = primitiveLeases.get(pool);
-  const lease = leases?.get(resource);
-  if (leases === undefined || lease === undefined || !pool.isBorrowedResource(resource)) return;
-  leases.delete(resource);
-  lease.checkin(destroyed, boundary);
-}
-
-function isObject(value: unknown): value is object {
-  return (typeof value === 'object' && value !== null) || typeof value === 'function';
 }

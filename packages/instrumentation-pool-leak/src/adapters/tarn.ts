@@ -60,12 +60,6 @@ const tarnProbe: PoolProbe<TarnPool> = {
   isTimeout: (error) => error instanceof Error && timeoutErrorClasses.has(error.constructor),
 };
 
-/**
- * Leases of resources that are not objects (tarn lends any value), which the core's WeakMap
- * cannot key. Entries go at checkin.
- */
-const primitiveLeases = new WeakMap<TarnPool, Map<unknown, Lease>>();
-
 function wrapAcquire(original: TarnPool['acquire'], core: () => LeaseCore): TarnPool['acquire'] {
   return function acquire(this: TarnPool) {
     const lease = core().checkout(this, tarnProbe, acquire);
@@ -77,7 +71,7 @@ function wrapAcquire(original: TarnPool['acquire'], core: () => LeaseCore): Tarn
       lease.failed(error);
       throw error;
     }
-    follow(lease, this, operation);
+    follow(lease, operation);
     return operation;
   };
 }
@@ -90,7 +84,7 @@ function wrapAcquire(original: TarnPool['acquire'], core: () => LeaseCore): Tarn
  * when nobody reads `.promise` or nobody handles it, as without the instrumentation. A handler
  * beside tarn's promise instead would mark it handled and hide such a rejection.
  */
-function follow(lease: Lease, pool: TarnPool, operation: TarnPendingOperation): void {
+function follow(lease: Lease, operation: TarnPendingOperation): void {
   const promise: unknown = operation?.promise;
   if (promise === null || typeof promise !== 'object' || typeof (promise as PromiseLike<unknown>).then !== 'function') {
     lease.failed(new Error('tarn acquire() returned no pending operation'));
@@ -98,7 +92,7 @@ function follow(lease: Lease, pool: TarnPool, operation: TarnPendingOperation): 
   }
   operation.promise = (promise as PromiseLike<unknown>).then(
     (resource) => {
-      grant(lease, pool, resource);
+      lease.granted(resource);
       return resource;
     },
     (error: unknown) => {
@@ -106,17 +100,6 @@ function follow(lease: Lease, pool: TarnPool, operation: TarnPendingOperation): 
       throw error;
     },
   );
-}
-
-function grant(lease: Lease, pool: TarnPool, resource: unknown): void {
-  if (isObject(resource)) {
-    lease.granted(resource);
-    return;
-  }
-  lease.granted();
-  let leases = primitiveLeases.get(pool);
-  if (leases === undefined) primitiveLeases.set(pool, (leases = new Map()));
-  leases.set(resource, lease);
 }
 
 /**
@@ -141,28 +124,12 @@ function wrapRelease(original: TarnPool['release'], core: () => LeaseCore): Tarn
 
 function settleRelease(core: LeaseCore, pool: TarnPool, resource: unknown, accepted: boolean, boundary: Function): void {
   try {
-    if (!isObject(resource)) {
-      if (accepted) checkinPrimitive(pool, resource, boundary);
-      return;
-    }
-    const lease = core.leaseOf(resource);
+    const lease = core.leaseOf(resource, pool);
     if (lease === undefined) return;
     // Held, but lent by another pool: tarn refused it and the lease stays held.
     if (!accepted && lease.isHeld) lease.invalidRelease('foreign', boundary);
-    else core.releaseConnection(resource, false, boundary);
+    else core.releaseConnection(resource, false, boundary, pool);
   } catch (error) {
     core.reportError('tarn release', error);
   }
-}
-
-function checkinPrimitive(pool: TarnPool, resource: unknown, boundary: Function): void {
-  const leases = primitiveLeases.get(pool);
-  const lease = leases?.get(resource);
-  if (leases === undefined || lease === undefined) return;
-  leases.delete(resource);
-  lease.checkin(false, boundary);
-}
-
-function isObject(value: unknown): value is object {
-  return (typeof value === 'object' && value !== null) || typeof value === 'function';
 }

@@ -17,7 +17,6 @@ import { isWrapped } from '@opentelemetry/instrumentation';
 import fc from 'fast-check';
 import type * as GenericPoolModule from 'generic-pool';
 import { expect, it } from 'vitest';
-import type { LeaseCore } from '../../src/lease-core';
 import { diagMessagesDuring, settledCount, requireLibrary, resourceFactory, tick, type Resource } from '../support/in-memory-resources';
 import { setupTracing } from '../support/tracing';
 import { assertProperty, expectSameTranscript, Transcript } from '../support/transcript';
@@ -126,9 +125,7 @@ async function run(operations: readonly Operation[]): Promise<Run> {
   return { transcript, acquires };
 }
 
-function openLeaseCount(): number {
-  return (tracing.instrumentation as unknown as { core?: LeaseCore }).core?.openLeaseCount ?? 0;
-}
+const openLeaseCount = tracing.openLeaseCount;
 
 async function baselineRun(operations: readonly Operation[]): Promise<Run> {
   tracing.instrumentation.disable();

@@ -4,7 +4,6 @@ import { isWrapped } from '@opentelemetry/instrumentation';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import type * as GenericPoolModule from 'generic-pool';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { LeaseCore } from '../../src/lease-core';
 import {
   delay,
   outcomeOf,
@@ -42,9 +41,7 @@ function onlyCheckout(): ReadableSpan {
   return spans[0]!;
 }
 
-function openLeaseCount(): number {
-  return (tracing.instrumentation as unknown as { core?: LeaseCore }).core?.openLeaseCount ?? 0;
-}
+const openLeaseCount = tracing.openLeaseCount;
 
 async function timeoutCount(): Promise<number> {
   const points = await tracing.metricPoints('db.client.connection.timeouts');

@@ -6,7 +6,6 @@ import { isWrapped } from '@opentelemetry/instrumentation';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import type { Knex } from 'knex';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { LeaseCore } from '../../src/lease-core';
 import { requireLibrary, tick, unhandledRejectionsDuring } from '../support/in-memory-resources';
 import { loadPg, postgresConfig } from '../support/pg';
 import { lineOf } from '../support/source-lines';
@@ -41,9 +40,7 @@ function onlyCheckout(): ReadableSpan {
   return spans[0]!;
 }
 
-function openLeaseCount(): number {
-  return (tracing.instrumentation as unknown as { core?: LeaseCore }).core?.openLeaseCount ?? 0;
-}
+const openLeaseCount = tracing.openLeaseCount;
 
 function request(name: string): ReadableSpan {
   const [span] = tracing.spansNamed(name);

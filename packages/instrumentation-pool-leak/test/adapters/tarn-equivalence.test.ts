@@ -15,7 +15,6 @@ import { isWrapped } from '@opentelemetry/instrumentation';
 import fc from 'fast-check';
 import type * as TarnModule from 'tarn';
 import { expect, it } from 'vitest';
-import type { LeaseCore } from '../../src/lease-core';
 import { diagMessagesDuring, settledCount, requireLibrary, resourceFactory, tick, type Resource } from '../support/in-memory-resources';
 import { setupTracing } from '../support/tracing';
 import { assertProperty, expectSameTranscript, Transcript } from '../support/transcript';
@@ -147,9 +146,7 @@ async function run(operations: readonly Operation[]): Promise<Run> {
   return { transcript, acquires: acquired.length };
 }
 
-function openLeaseCount(): number {
-  return (tracing.instrumentation as unknown as { core?: LeaseCore }).core?.openLeaseCount ?? 0;
-}
+const openLeaseCount = tracing.openLeaseCount;
 
 async function baselineRun(operations: readonly Operation[]): Promise<Run> {
   tracing.instrumentation.disable();

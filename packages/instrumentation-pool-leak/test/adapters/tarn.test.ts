@@ -4,7 +4,6 @@ import { isWrapped } from '@opentelemetry/instrumentation';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import type * as TarnModule from 'tarn';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { LeaseCore } from '../../src/lease-core';
 import {
   delay,
   describeError,
@@ -56,9 +55,7 @@ function failedCheckouts(): ReadableSpan[] {
   return checkouts().filter((span) => span.status.code === SpanStatusCode.ERROR);
 }
 
-function openLeaseCount(): number {
-  return (tracing.instrumentation as unknown as { core?: LeaseCore }).core?.openLeaseCount ?? 0;
-}
+const openLeaseCount = tracing.openLeaseCount;
 
 async function timeoutCount(): Promise<number> {
   const points = await tracing.metricPoints('db.client.connection.timeouts');

@@ -10,7 +10,6 @@ import { createRequire } from 'node:module';
 import { context, ROOT_CONTEXT, type Span } from '@opentelemetry/api';
 import type * as MariaDbModule from 'mariadb';
 import type * as MariaDbCallbackModule from 'mariadb/callback';
-import type { PoolLeakInstrumentation } from '../../src';
 import type { TestTracing } from './tracing';
 import { requireMariaDbConfig } from './mariadb';
 
@@ -37,10 +36,7 @@ export function mariadbOptions() {
 }
 
 /** Leases the instrumentation still holds open (its lease core is not public). */
-export function openLeaseCount(instrumentation: PoolLeakInstrumentation): number {
-  const core = (instrumentation as unknown as { core?: { openLeaseCount: number } }).core;
-  return core?.openLeaseCount ?? 0;
-}
+export { openLeaseCountOf as openLeaseCount } from './tracing';
 
 type ProbeOptions = { connectionLimit: number; minimumIdle: number };
 

@@ -8,7 +8,6 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type * as Mysql2Module from 'mysql2';
 import type * as Mysql2PromiseModule from 'mysql2/promise';
-import type { PoolLeakInstrumentation } from '../../src';
 import { requireMariaDbConfig } from './mariadb';
 
 export type Mysql2 = typeof Mysql2Module;
@@ -45,10 +44,7 @@ export function mysql2Options() {
  * Leases the instrumentation still holds open. Reads the instrumentation's lease core, which it
  * does not expose publicly (see the adapter report: a public read-only count would serve here).
  */
-export function openLeaseCount(instrumentation: PoolLeakInstrumentation): number {
-  const core = (instrumentation as unknown as { core?: { openLeaseCount: number } }).core;
-  return core?.openLeaseCount ?? 0;
-}
+export { openLeaseCountOf as openLeaseCount } from './tracing';
 
 /** Collects unhandled rejections while installed; vitest would fail the file on one anyway. */
 export function collectUnhandledRejections(): { readonly reasons: unknown[]; stop(): void } {

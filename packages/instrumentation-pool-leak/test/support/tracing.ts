@@ -5,6 +5,7 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { MeterProvider, MetricReader, type DataPoint } from '@opentelemetry/sdk-metrics';
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace';
 import { PoolLeakInstrumentation } from '../../src';
+import type { LeaseCore } from '../../src/lease-core';
 import type { PoolLeakInstrumentationConfig } from '../../src';
 
 export interface TestTracing {
@@ -20,6 +21,13 @@ export interface TestTracing {
   readonly meterProvider: MeterProvider;
   /** Collects now and returns the data points of the metric with this name. */
   metricPoints(name: string): Promise<DataPoint<unknown>[]>;
+  /** Leases the instrumentation's core holds open right now (0 before its first checkout). */
+  openLeaseCount(): number;
+}
+
+/** The open leases of an instrumentation's lease core, read through its private field. */
+export function openLeaseCountOf(instrumentation: PoolLeakInstrumentation): number {
+  return (instrumentation as unknown as { core?: LeaseCore }).core?.openLeaseCount ?? 0;
 }
 
 /** A reader that exports nothing and collects when asked: tests read values directly. */
@@ -60,6 +68,7 @@ export function setupTracing(config: PoolLeakInstrumentationConfig = {}): TestTr
       }),
     spansNamed: (name) => exporter.getFinishedSpans().filter((span) => span.name === name),
     meterProvider,
+    openLeaseCount: () => openLeaseCountOf(instrumentation),
     async metricPoints(name) {
       const { resourceMetrics } = await reader.collect();
       return resourceMetrics.scopeMetrics
