@@ -31,15 +31,8 @@ function newPool(options: GenericPoolModule.Options = {}): Pool {
   return pool;
 }
 
-function checkouts(): ReadableSpan[] {
-  return tracing.spansNamed(CHECKOUT);
-}
-
-function onlyCheckout(): ReadableSpan {
-  const spans = checkouts();
-  expect(spans).toHaveLength(1);
-  return spans[0]!;
-}
+const checkouts = (): ReadableSpan[] => tracing.spansNamed(CHECKOUT);
+const onlyCheckout = (): ReadableSpan => tracing.onlySpanNamed(CHECKOUT);
 
 const openLeaseCount = tracing.openLeaseCount;
 

@@ -30,15 +30,8 @@ function newKnex(pool: Knex.PoolConfig = {}, extra: Partial<Knex.Config> = {}): 
   return db;
 }
 
-function checkouts(): ReadableSpan[] {
-  return tracing.spansNamed(CHECKOUT);
-}
-
-function onlyCheckout(): ReadableSpan {
-  const spans = checkouts();
-  expect(spans).toHaveLength(1);
-  return spans[0]!;
-}
+const checkouts = (): ReadableSpan[] => tracing.spansNamed(CHECKOUT);
+const onlyCheckout = (): ReadableSpan => tracing.onlySpanNamed(CHECKOUT);
 
 const openLeaseCount = tracing.openLeaseCount;
 

@@ -46,15 +46,8 @@ function newCallbackPool(options: Record<string, unknown> = {}): CallbackPool {
   return pool;
 }
 
-function checkouts(): ReadableSpan[] {
-  return tracing.spansNamed(CHECKOUT);
-}
-
-function onlyCheckout(): ReadableSpan {
-  const spans = checkouts();
-  expect(spans).toHaveLength(1);
-  return spans[0]!;
-}
+const checkouts = (): ReadableSpan[] => tracing.spansNamed(CHECKOUT);
+const onlyCheckout = (): ReadableSpan => tracing.onlySpanNamed(CHECKOUT);
 
 function checkoutOf(functionName: string): ReadableSpan {
   const span = checkouts().find((candidate) => candidate.attributes['code.function.name'] === functionName);

@@ -41,15 +41,8 @@ function newPool(options: PoolOptions = {}): Pool {
   return pool;
 }
 
-function checkouts(): ReadableSpan[] {
-  return tracing.spansNamed(CHECKOUT);
-}
-
-function onlyCheckout(): ReadableSpan {
-  const spans = checkouts();
-  expect(spans).toHaveLength(1);
-  return spans[0]!;
-}
+const checkouts = (): ReadableSpan[] => tracing.spansNamed(CHECKOUT);
+const onlyCheckout = (): ReadableSpan => tracing.onlySpanNamed(CHECKOUT);
 
 function failedCheckouts(): ReadableSpan[] {
   return checkouts().filter((span) => span.status.code === SpanStatusCode.ERROR);

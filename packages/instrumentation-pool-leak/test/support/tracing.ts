@@ -4,6 +4,7 @@ import { context, trace, type Tracer } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { MeterProvider, MetricReader, type DataPoint } from '@opentelemetry/sdk-metrics';
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace';
+import { expect } from 'vitest';
 import { PoolLeakInstrumentation } from '../../src';
 import type { LeaseCore } from '../../src/lease-core';
 import type { PoolLeakInstrumentationConfig } from '../../src';
@@ -16,6 +17,8 @@ export interface TestTracing {
   readonly tracer: Tracer;
   /** Finished spans with this name, in the order they ended. */
   spansNamed(name: string): ReadableSpan[];
+  /** The one finished span with this name; fails the test if there is not exactly one. */
+  onlySpanNamed(name: string): ReadableSpan;
   /** Runs `work` inside a fresh active span named `name`, as a request handler would. */
   inRequest<T>(name: string, work: () => Promise<T>): Promise<T>;
   readonly meterProvider: MeterProvider;
@@ -67,6 +70,11 @@ export function setupTracing(config: PoolLeakInstrumentationConfig = {}): TestTr
         }
       }),
     spansNamed: (name) => exporter.getFinishedSpans().filter((span) => span.name === name),
+    onlySpanNamed(name) {
+      const spans = exporter.getFinishedSpans().filter((span) => span.name === name);
+      expect(spans.map((span) => span.name)).toEqual([name]);
+      return spans[0]!;
+    },
     meterProvider,
     openLeaseCount: () => openLeaseCountOf(instrumentation),
     async metricPoints(name) {
