@@ -67,6 +67,30 @@ describe('fixture apps: the built package in CommonJS and ES-module processes', 
     expectNoPassword(run, report);
   });
 
+  it('an ES-module app importing generic-pool, tarn, mysql2/promise and mariadb: one checkout span each at its line', async () => {
+    const mariadb = inject('mariadb');
+    const withMariaDb = 'connection' in mariadb;
+    const run = await runFixture(['--import', './test/fixtures/esm-setup.mjs', 'test/fixtures/esm-pools-app.mjs'], {
+      ...(withMariaDb && { FIXTURE_MARIADB: JSON.stringify(mariadb.connection) }),
+    });
+    const report = parseReport(run);
+    const parent = report.spans.find((span) => span.name === 'esm-pools-app request');
+    expect(parent, run.context).toBeDefined();
+    const expected = [
+      ['generic-pool checkout', 'borrowFromGenericPool'],
+      ['tarn checkout', 'borrowFromTarn'],
+      ...(withMariaDb ? [['mysql2 checkout', 'borrowFromMysql2'], ['mariadb checkout', 'borrowFromMariadb']] : []),
+    ];
+    const checkouts = report.spans.filter((span) => span.name.endsWith(' checkout'));
+    expect(checkouts.map((span) => [span.name, span.attributes['code.function.name']]), run.context).toEqual(expected);
+    for (const span of checkouts) {
+      expect(basename(String(span.attributes['code.file.path'])), run.context).toBe('esm-pools-app.mjs');
+      expect(span.parentSpanId, run.context).toBe(parent!.spanId);
+      expect(span.attributes['pool.held_ms'], run.context).toBeTypeOf('number');
+      expect(span.status.code, run.context).not.toBe(SpanStatusCode.ERROR);
+    }
+  });
+
   it('without the loader hook, the import-time connect is unpatched (control for the test above)', async () => {
     const run = await runFixture(['--import', './test/fixtures/esm-setup.mjs', 'test/fixtures/esm-app.mjs'], {
       FIXTURE_LOADER_HOOK: 'off',
