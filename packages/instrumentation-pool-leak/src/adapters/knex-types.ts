@@ -6,6 +6,8 @@ export interface KnexClient {
   pool?: object;
   /** False when the application handed knex a pool of its own (`connectionPool`). */
   _ownsPool?: boolean;
+  /** True on the client of a transaction, whose queries use the transaction's connection. */
+  readonly transacting?: boolean;
   /** `postgresql`, `mysql`, `mssql`, ... — set on each dialect's prototype. */
   readonly dialect?: string;
   /** A connection string or an options object; read for host, port and database only. */

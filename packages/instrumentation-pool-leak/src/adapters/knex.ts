@@ -132,6 +132,8 @@ function rememberingCallSite<Args extends unknown[]>(
 ): (this: KnexClient, ...args: Args) => object {
   return function createWithCallSite(this: KnexClient, ...args: Args): object {
     const created = original.apply(this, args);
+    // A transaction's client runs everything on the transaction's connection: no checkout follows.
+    if (this.transacting === true) return created;
     const callSite = core().captureCallSite(createWithCallSite);
     if (callSite !== undefined && typeof created === 'object' && created !== null) origins.set(created, callSite);
     return created;
