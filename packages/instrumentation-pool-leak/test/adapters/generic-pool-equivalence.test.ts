@@ -13,13 +13,12 @@
 // generic-pool rejects at once (draining, wait queue full) settles one microtask later with the
 // instrumentation, the price of keeping its unhandled-rejection behaviour identical. Transcripts
 // compare order step by step, and each step ends by running the queued promise reactions.
-import { isWrapped } from '@opentelemetry/instrumentation';
 import fc from 'fast-check';
 import type * as GenericPoolModule from 'generic-pool';
-import { expect, it } from 'vitest';
-import { diagMessagesDuring, settledCount, requireLibrary, resourceFactory, tick, type Resource } from '../support/in-memory-resources';
+import { it } from 'vitest';
+import { requireLibrary, resourceFactory, tick, type Resource } from '../support/in-memory-resources';
 import { setupTracing } from '../support/tracing';
-import { assertProperty, expectSameTranscript, Transcript } from '../support/transcript';
+import { assertSameWithAndWithoutInstrumentation, Transcript } from '../support/transcript';
 
 const tracing = setupTracing();
 const genericPool = requireLibrary<typeof GenericPoolModule>('generic-pool');
@@ -28,8 +27,6 @@ const ACQUIRE_TIMEOUT_MS = 40;
 const LONG_WAIT_MS = 70;
 /** A burst of instantaneous steps longer than this may have let a timeout fire: run discarded. */
 const BURST_LIMIT_MS = 20;
-/** A lease still waiting when a run ends ends by its acquire timeout, well within this. */
-const SETTLE_LIMIT_MS = 1000;
 const CLEANUP_ROUNDS = 50;
 
 type Operation =
@@ -125,46 +122,13 @@ async function run(operations: readonly Operation[]): Promise<Run> {
   return { transcript, acquires };
 }
 
-const openLeaseCount = tracing.openLeaseCount;
-
-async function baselineRun(operations: readonly Operation[]): Promise<Run> {
-  tracing.instrumentation.disable();
-  try {
-    expect(isWrapped(genericPool.Pool.prototype.acquire)).toBe(false);
-    return await run(operations);
-  } finally {
-    tracing.instrumentation.enable();
-  }
-}
-
-it('random operation sequences: the same transcript with and without the instrumentation, every span ended once', async () => {
-  let compared = 0;
-  await assertProperty(
-    fc.asyncProperty(fc.array(operation, { minLength: 1, maxLength: 10 }), async (operations) => {
-      // Every earlier run ended all its leases (a last acquire within its timeout): nothing of
-      // it can show up in this one.
-      expect(await settledCount(openLeaseCount, SETTLE_LIMIT_MS)).toBe(0);
-      const baseline = await baselineRun(operations);
-      expect(isWrapped(genericPool.Pool.prototype.acquire)).toBe(true);
-      tracing.exporter.reset();
-      let instrumented: Run | undefined;
-      const diagMessages = await diagMessagesDuring(async () => {
-        instrumented = await run(operations);
-      });
-      fc.pre(!baseline.transcript.stalled && !instrumented!.transcript.stalled);
-      expectSameTranscript(instrumented!.transcript, baseline.transcript);
-      // An acquire still waiting at the end (tarn keeps those made after destroy()) ends by its
-      // timeout; then every lease has ended and every span has been exported.
-      expect(await settledCount(openLeaseCount, SETTLE_LIMIT_MS)).toBe(0);
-      // One span per acquire, each ended exactly once (the SDK reports a second end() through
-      // diag) and none left open.
-      const spans = tracing.spansNamed('generic-pool checkout');
-      expect(spans).toHaveLength(instrumented!.acquires);
-      expect(new Set(spans.map((span) => span.spanContext().spanId)).size).toBe(spans.length);
-      expect(diagMessages).toEqual([]);
-      compared++;
-    }),
-    { numRuns: 25, maxSkipsPerRun: 10 },
-  );
-  expect(compared).toBe(25);
-});
+it('random operation sequences: the same transcript with and without the instrumentation, every span ended once', () =>
+  assertSameWithAndWithoutInstrumentation({
+    tracing,
+    spanName: 'generic-pool checkout',
+    patchedMethod: () => genericPool.Pool.prototype.acquire,
+    operation,
+    run,
+    runs: 25,
+    maxOperations: 10,
+  }));

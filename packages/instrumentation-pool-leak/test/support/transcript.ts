@@ -1,8 +1,11 @@
 // What an application sees of a pool, written down in order, for the equivalence property tests:
 // the same operations run once without and once with the instrumentation must write the same
 // lines.
+import { isWrapped } from '@opentelemetry/instrumentation';
 import fc from 'fast-check';
-import { delay, describeError, describeValue, flushMicrotasks, tick, watchRejections } from './in-memory-resources';
+import { expect } from 'vitest';
+import { delay, describeError, describeValue, diagMessagesDuring, flushMicrotasks, settledCount, tick, watchRejections } from './in-memory-resources';
+import type { TestTracing } from './tracing';
 
 /**
  * One run's transcript. Operations are steps: after each, queued promise reactions run
@@ -104,4 +107,69 @@ export async function assertProperty<Ts>(property: fc.IAsyncProperty<Ts>, params
   const error = details.errorInstance;
   const failure = error instanceof Error ? error.message : String(error);
   throw new Error(`${fc.defaultReportMessage(details) ?? 'property failed'}\n\n${failure.slice(0, 12_000)}`);
+}
+
+/** A pool library under the equivalence property: how to run a sequence, and what to check. */
+export interface EquivalenceSubject<Operation> {
+  readonly tracing: TestTracing;
+  /** `<library> checkout`. */
+  readonly spanName: string;
+  /** The patched method as it is now: unwrapped in every baseline run, wrapped in every other. */
+  readonly patchedMethod: () => unknown;
+  readonly operation: fc.Arbitrary<Operation>;
+  /** Runs the sequence on a fresh pool and ends it (drain, destroy); `acquires` = acquire calls. */
+  run(operations: readonly Operation[]): Promise<{ readonly transcript: Transcript; readonly acquires: number }>;
+  readonly runs: number;
+  readonly maxOperations: number;
+}
+
+/** A lease still waiting when a run ends ends by its acquire timeout, well within this. */
+const SETTLE_LIMIT_MS = 1000;
+
+/**
+ * The equivalence property: each random sequence runs once with the instrumentation disabled
+ * (disable() puts the library's own methods back, asserted) and once enabled, on fresh pools in
+ * this same process; the transcripts must be identical, the instrumented run must export one
+ * checkout span per acquire, each ended once (the SDK reports a second end() through diag), and
+ * leave no lease open. Runs in which the machine stalled long enough to fire a timeout in one run
+ * only are discarded, at most `maxSkipsPerRun` times each.
+ */
+export async function assertSameWithAndWithoutInstrumentation<Operation>(subject: EquivalenceSubject<Operation>): Promise<void> {
+  const { tracing } = subject;
+  let compared = 0;
+  const baselineRun = async (operations: readonly Operation[]) => {
+    tracing.instrumentation.disable();
+    try {
+      expect(isWrapped(subject.patchedMethod())).toBe(false);
+      return await subject.run(operations);
+    } finally {
+      tracing.instrumentation.enable();
+    }
+  };
+  await assertProperty(
+    fc.asyncProperty(fc.array(subject.operation, { minLength: 1, maxLength: subject.maxOperations }), async (operations) => {
+      // Every earlier run ended all its leases (a last acquire within its timeout): nothing of
+      // it can show up in this one.
+      expect(await settledCount(tracing.openLeaseCount, SETTLE_LIMIT_MS)).toBe(0);
+      const baseline = await baselineRun(operations);
+      expect(isWrapped(subject.patchedMethod())).toBe(true);
+      tracing.exporter.reset();
+      let instrumented: { readonly transcript: Transcript; readonly acquires: number } | undefined;
+      const diagMessages = await diagMessagesDuring(async () => {
+        instrumented = await subject.run(operations);
+      });
+      fc.pre(!baseline.transcript.stalled && !instrumented!.transcript.stalled);
+      expectSameTranscript(instrumented!.transcript, baseline.transcript);
+      // An acquire still waiting at the end (tarn keeps those made after destroy()) ends by its
+      // timeout; then every lease has ended and every span has been exported.
+      expect(await settledCount(tracing.openLeaseCount, SETTLE_LIMIT_MS)).toBe(0);
+      const spans = tracing.spansNamed(subject.spanName);
+      expect(spans).toHaveLength(instrumented!.acquires);
+      expect(new Set(spans.map((span) => span.spanContext().spanId)).size).toBe(spans.length);
+      expect(diagMessages).toEqual([]);
+      compared++;
+    }),
+    { numRuns: subject.runs, maxSkipsPerRun: 10 },
+  );
+  expect(compared).toBe(subject.runs);
 }
