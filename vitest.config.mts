@@ -22,11 +22,16 @@ export default defineConfig({
       },
       {
         // Node 24 runs AsyncLocalStorage on AsyncContextFrame; Node 22 on async_hooks. Checkin
-        // classification depends on the context manager, so it runs under both.
+        // classification and the foreign-context check depend on the context manager, so they
+        // run under both.
         extends: true,
         test: {
           name: 'async-hooks-context',
-          include: ['packages/instrumentation-pool-leak/test/checkin-events.test.ts', 'packages/instrumentation-pool-leak/test/leak.test.ts'],
+          include: [
+            'packages/instrumentation-pool-leak/test/checkin-events.test.ts',
+            'packages/instrumentation-pool-leak/test/leak.test.ts',
+            'packages/instrumentation-pool-leak/test/foreign-context.test.ts',
+          ],
           execArgv: ['--no-async-context-frame'],
         },
       },
