@@ -11,12 +11,12 @@ import {
   ATTR_POOL_HELD_MS,
   ATTR_POOL_RELEASE_REASON,
   ATTR_POOL_RELEASE_STACKTRACE,
-  ATTR_POOL_WAIT_MS,
-  EVENT_POOL_ACQUIRED,
-  EVENT_POOL_CHECKIN_FINALIZER,
   ATTR_POOL_USE_SPAN_ID,
   ATTR_POOL_USE_STACKTRACE,
   ATTR_POOL_USE_TRACE_ID,
+  ATTR_POOL_WAIT_MS,
+  EVENT_POOL_ACQUIRED,
+  EVENT_POOL_CHECKIN_FINALIZER,
   EVENT_POOL_CHECKIN_LOOP_TICK,
   EVENT_POOL_EXHAUSTED,
   EVENT_POOL_LEAK_RETURNED,
@@ -67,6 +67,8 @@ export class Lease {
   private endedByShutdown = false;
   /** The last foreign trace reported, so a burst of statements from it is one event. */
   private lastForeignTraceId: string | undefined;
+  /** The connection (or resource) granted to this checkout, when the adapter named it. */
+  connection: unknown;
 
   constructor(
     private readonly host: LeaseHost,
@@ -103,9 +105,6 @@ export class Lease {
   get endedByDestroy(): boolean {
     return this.destroyed;
   }
-
-  /** The connection (or resource) granted to this checkout, when the adapter named it. */
-  connection: unknown;
 
   /**
    * The pool granted a connection to this checkout. Pass the `connection` when the library later
@@ -206,9 +205,9 @@ export class Lease {
   statementIssued(boundary: Function): void {
     const owner = this.ownerTraceId;
     if (owner === undefined || this.state !== State.Held) return;
-    const active = trace.getSpanContext(context.active());
-    if (active === undefined || active.traceId === owner || active.traceId === this.lastForeignTraceId) return;
     try {
+      const active = trace.getSpanContext(context.active());
+      if (active === undefined || active.traceId === owner || active.traceId === this.lastForeignTraceId) return;
       this.lastForeignTraceId = active.traceId;
       const attributes: Record<string, string> = {
         [ATTR_POOL_USE_TRACE_ID]: active.traceId,
