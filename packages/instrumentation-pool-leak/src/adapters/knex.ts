@@ -3,6 +3,7 @@ import type { LeaseCore } from '../lease-core';
 import type { CapturedStack } from '../stack';
 import type { PoolDescription } from '../tracked-pool';
 import { commonJsExports, type AdapterContext, type Patcher } from './adapter';
+import { serverOfConnectionString, type ServerOfUrl } from './connection-string';
 import type { KnexClient, KnexClientClass, KnexRunner, KnexRunnerClass, KnexTransaction, KnexTransactionClass } from './knex-types';
 
 const SUPPORTED_VERSIONS = ['>=1.0.0 <4'];
@@ -183,11 +184,11 @@ export function describeKnexClient(client: KnexClient): PoolDescription {
   };
 }
 
-function serverOf(settings: unknown): { host?: string; port?: number; database?: string } {
-  if (typeof settings === 'string') return fromConnectionString(settings);
+function serverOf(settings: unknown): ServerOfUrl {
+  if (typeof settings === 'string') return serverOfConnectionString(settings);
   if (typeof settings !== 'object' || settings === null) return {};
   const options = settings as { host?: unknown; server?: unknown; port?: unknown; database?: unknown; connectionString?: unknown };
-  if (typeof options.connectionString === 'string') return fromConnectionString(options.connectionString);
+  if (typeof options.connectionString === 'string') return serverOfConnectionString(options.connectionString);
   const host = typeof options.host === 'string' ? options.host : typeof options.server === 'string' ? options.server : undefined;
   const port = Number(options.port);
   return {
@@ -195,18 +196,4 @@ function serverOf(settings: unknown): { host?: string; port?: number; database?:
     ...(Number.isInteger(port) && port > 0 && { port }),
     ...(typeof options.database === 'string' && options.database !== '' && { database: options.database }),
   };
-}
-
-function fromConnectionString(connectionString: string): { host?: string; port?: number; database?: string } {
-  try {
-    const url = new URL(connectionString);
-    const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
-    return {
-      ...(url.hostname !== '' && { host: decodeURIComponent(url.hostname) }),
-      ...(url.port !== '' && { port: Number(url.port) }),
-      ...(database !== '' && { database }),
-    };
-  } catch {
-    return {};
-  }
 }

@@ -5,6 +5,7 @@ import type { Lease } from '../lease';
 import type { LeaseCore, PoolProbe } from '../lease-core';
 import type { PoolDescription } from '../tracked-pool';
 import { commonJsExports, type AdapterContext, type PoolAdapter } from './adapter';
+import { serverOfConnectionString } from './connection-string';
 import type {
   PgClient,
   PgConnectCallback,
@@ -151,7 +152,7 @@ function grant(lease: Lease, client: PgPoolClient): PgRelease {
 /** Server, port and database the way pg resolves them: connection string first, then options. */
 export function describePgPool(pool: PgPool): PoolDescription {
   const options: PgPoolOptions = pool.options ?? {};
-  const fromUrl = parseConnectionString(options.connectionString);
+  const fromUrl = serverOfConnectionString(options.connectionString);
   const host = fromUrl.host ?? options.host ?? process.env['PGHOST'] ?? 'localhost';
   const port = Number(fromUrl.port ?? options.port ?? process.env['PGPORT'] ?? 5432);
   const database = fromUrl.database ?? options.database ?? process.env['PGDATABASE'];
@@ -163,20 +164,4 @@ export function describePgPool(pool: PgPool): PoolDescription {
     namespace: database,
     maxConnections: options.max ?? DEFAULT_MAX,
   };
-}
-
-/** Host, port and database of a postgres:// URL; user and password are never read. */
-function parseConnectionString(connectionString: string | undefined): { host?: string; port?: string; database?: string } {
-  if (connectionString === undefined || connectionString === '') return {};
-  try {
-    const url = new URL(connectionString);
-    const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
-    return {
-      ...(url.hostname !== '' && { host: decodeURIComponent(url.hostname) }),
-      ...(url.port !== '' && { port: url.port }),
-      ...(database !== '' && { database }),
-    };
-  } catch {
-    return {};
-  }
 }
