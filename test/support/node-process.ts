@@ -30,6 +30,12 @@ export interface NodeOptions {
   readonly env?: Record<string, string>;
   /** SIGKILL after this long. Keep it under the test's timeout so a hang fails with the output. */
   readonly timeoutMs: number;
+  /** Working directory; default the repository root. */
+  readonly cwd?: string;
+  /** The Node binary; default this runner's (e.g. another major's, see node-binary.ts). */
+  readonly node?: string;
+  /** Written to the child's stdin, which is then closed (a script piped into `node`). */
+  readonly stdin?: string;
 }
 
 /**
@@ -52,9 +58,17 @@ export function postgresEnv(): Record<string, string> {
   return { PGHOST: host, PGPORT: String(port), PGUSER: user, PGPASSWORD: password, PGDATABASE: database };
 }
 
-/** Starts `node <args>` (this runner's Node) in the repository root. */
+/** Starts `node <args>` (this runner's Node unless told) in the repository root unless told. */
 export function startNode(args: readonly string[], options: NodeOptions): RunningNode {
-  const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env: cleanEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(options.node ?? process.execPath, args, {
+    cwd: options.cwd ?? REPO_ROOT,
+    env: cleanEnv(options.env),
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  // Closed at once (end of input, as /dev/null would be) after what the test pipes in, if
+  // anything. A child that ended first makes the write fail; that is not the test's subject.
+  child.stdin.on('error', () => {});
+  child.stdin.end(options.stdin ?? '');
   let stdout = '';
   let stderr = '';
   let timedOut = false;

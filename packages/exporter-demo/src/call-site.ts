@@ -1,12 +1,22 @@
-// Call sites as the report shows them: read from a span's code.* attributes, from a stack, or from
-// a `pool.holders` entry, and compared by one key.
+// Call sites as the report shows them: read from a span's `pool.call_path` (or its code.* when
+// it has none), from a stack, or from a `pool.holders` entry, and compared by one key. The key
+// is the call path, so two callers of one helper are two rows even though their code.* (the
+// helper's line) are the same.
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
+import { ATTR_POOL_CALL_PATH } from 'opentelemetry-instrumentation-pool-leak';
+import { CALL_PATH_SEPARATOR, type Caller } from './call-path';
 
-/** Where a connection was checked out: the instrumentation's code.* call site. */
+/** Where a connection was checked out. */
 export interface CallSite {
+  /** `code.function.name`: the first application frame, which may be a helper of the app. */
   readonly functionName: string;
   readonly filePath: string | undefined;
   readonly line: number | undefined;
+  /**
+   * `pool.call_path`: up to 3 application frames, innermost first, joined by ` ← `. Undefined
+   * when the span has none (stack capture off, or an instrumentation from before the attribute).
+   */
+  readonly callPath: string | undefined;
 }
 
 export function callSiteOf(span: ReadableSpan): CallSite {
@@ -14,16 +24,30 @@ export function callSiteOf(span: ReadableSpan): CallSite {
   const functionName = attributes['code.function.name'];
   const filePath = attributes['code.file.path'];
   const line = attributes['code.line.number'];
+  const callPath = attributes[ATTR_POOL_CALL_PATH];
   return {
     functionName: typeof functionName === 'string' ? functionName : '<anonymous>',
     filePath: typeof filePath === 'string' ? filePath : undefined,
     line: typeof line === 'number' ? line : undefined,
+    callPath: typeof callPath === 'string' && callPath !== '' ? callPath : undefined,
   };
 }
 
-/** Equal for the same function, file and line: the key of every per-call-site table. */
+/**
+ * The key of every per-call-site table: the call path, or, for a span without one, the code.*
+ * site written the way a one-frame call path (and an older `pool.holders` entry) writes it, so
+ * a holder entry and the span of the same lease meet under one key either way.
+ */
 export function siteKey(site: CallSite): string {
-  return `${site.functionName}\u0000${site.filePath ?? ''}\u0000${site.line ?? ''}`;
+  return site.callPath ?? `${site.functionName} (${site.filePath ?? ''}:${site.line ?? ''})`;
+}
+
+/** The frame a call site is named by in the report (see call-path.ts). */
+export type NameCaller = (site: CallSite) => Caller;
+
+/** The frames of the site's call path, innermost first; the code.* frame alone without one. */
+export function callPathFramesOf(site: CallSite): string[] {
+  return siteKey(site).split(CALL_PATH_SEPARATOR);
 }
 
 /** One entry of a `pool.exhausted` event's `pool.holders`. */
@@ -33,19 +57,24 @@ export interface Holder {
   readonly heldMs: number;
 }
 
-/** `"<function> (<file>:<line>) held <N> ms"`: the first ` (` ends the function; the file may hold more. */
-const HOLDER = /^(.*?) \((.+):(\d+)\) held (\d+(?:\.\d+)?) ms$/;
-const HELD_ONLY = /held (\d+(?:\.\d+)?) ms$/;
+/**
+ * `"<call path> held <N> ms"`, optionally followed by ` — <lease state>`. The call path is
+ * `fn (file:line)` frames joined by ` ← ` (one frame in entries of instrumentations from before
+ * `pool.call_path`); the first ` (` of a frame ends its function, the file may hold more.
+ */
+const HOLDER = /^(.+) held (\d+(?:\.\d+)?) ms(?: — .*)?$/;
+const FIRST_FRAME = /^(.*?) \((.+):(\d+)\)$/;
 
 /** Parses a `pool.holders` entry; undefined if it does not have the documented shape. */
 export function parseHolder(entry: string): Holder | undefined {
   const match = HOLDER.exec(entry);
-  if (match !== null) {
-    const [, functionName = '', filePath = '', line = '', held = ''] = match;
-    return { site: { functionName, filePath, line: Number(line) }, heldMs: Number(held) };
-  }
-  const held = HELD_ONLY.exec(entry)?.[1];
-  return held === undefined ? undefined : { site: undefined, heldMs: Number(held) };
+  if (match === null) return undefined;
+  const [, callPath = '', held = ''] = match;
+  const heldMs = Number(held);
+  const first = FIRST_FRAME.exec(callPath.split(CALL_PATH_SEPARATOR)[0] ?? '');
+  if (first === null) return { site: undefined, heldMs };
+  const [, functionName = '', filePath = '', line = ''] = first;
+  return { site: { functionName, filePath, line: Number(line), callPath }, heldMs };
 }
 
 export function stackFrames(stack: string): string[] {

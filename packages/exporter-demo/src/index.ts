@@ -1,6 +1,8 @@
 export { startPostgres, type PostgresServer, type StartPostgresOptions } from './postgres-server';
 export {
   LeakReportExporter,
+  type CallPathRow,
+  type Caller,
   type ForeignUses,
   type LeakedCallSite,
   type LeakReportData,

@@ -1,29 +1,51 @@
 // A SpanExporter that keeps no spans, only counts, and turns them into the console leak report:
-// leaking call sites, a verdict per pool (exhausted by leaks, undersized, OK), connections used
-// by another request, and misplaced checkins. Register it next to any other exporter
-// (SimpleSpanProcessor is fine: export is a few map updates) to get the same report for any
-// application instrumented with pool-leak.
+// leaking call paths, a verdict per pool (exhausted by leaks, undersized, OK), connections used
+// by another request, misplaced checkins, and checkouts per call path. Every table is keyed by
+// `pool.call_path`, so two callers of one helper are two rows. Register it next to any other
+// exporter (SimpleSpanProcessor is fine: export is a few map updates) to get the same report for
+// any application instrumented with pool-leak.
 import { SpanStatusCode } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
-import { callSiteOf, siteKey, stackFrames, topApplicationFrame, type CallSite } from './call-site';
+import {
+  ATTR_DB_CLIENT_CONNECTION_POOL_NAME,
+  ATTR_POOL_CHECKIN_STACKTRACE,
+  ATTR_POOL_HELD_MS,
+  ATTR_POOL_USE_STACKTRACE,
+  EVENT_POOL_CHECKIN_FINALIZER,
+  EVENT_POOL_CHECKIN_LOOP_TICK,
+  EVENT_POOL_LEAK_SUSPECTED,
+  EVENT_POOL_USE_FOREIGN_CONTEXT,
+} from 'opentelemetry-instrumentation-pool-leak';
+import { CALL_PATH_SEPARATOR, CallerNamer, type Caller } from './call-path';
+import { CallPathTally, type CallPathCheckouts } from './call-path-tally';
+import {
+  callPathFramesOf,
+  callSiteOf,
+  siteKey,
+  stackFrames,
+  topApplicationFrame,
+  type CallSite,
+  type NameCaller,
+} from './call-site';
 import { formatLeakReport } from './leak-report-format';
 import { PoolTallies, type PoolReport } from './pool-tally';
 
 export { topApplicationFrame, type CallSite } from './call-site';
+export type { Caller } from './call-path';
 
 /** Distinct rows kept per table; the rest are counted under "other". Bounds memory. */
 const MAX_ROWS = 100;
 /** Stack frames kept per call site (the report shows them all). */
 export const STACK_FRAMES_SHOWN = 6;
-const CHECKIN_EVENTS = ['pool.checkin.finalizer', 'pool.checkin.loop_tick'] as const;
+const CHECKIN_EVENTS = [EVENT_POOL_CHECKIN_FINALIZER, EVENT_POOL_CHECKIN_LOOP_TICK] as const;
 /** The status message the instrumentation gives leases it ends at tracer provider shutdown. */
 const OPEN_AT_SHUTDOWN = 'lease still open at tracer provider shutdown';
 
 export type CheckinEvent = (typeof CHECKIN_EVENTS)[number];
 
-/** One leaking call site. */
-export interface LeakedCallSite extends CallSite {
+/** What the report counts of one leaking call path. */
+interface LeakTally extends CallSite {
   /** Distinct leases: reported by the leak detector, or still held at shutdown, each counted once. */
   leaked: number;
   /** `<library> leak` spans: held past the threshold while the process ran. */
@@ -34,6 +56,19 @@ export interface LeakedCallSite extends CallSite {
   returnedLater: number;
   /** First frames of `code.stacktrace`, as captured at checkout. */
   readonly stack: readonly string[];
+}
+
+/** One leaking call path (one row per `pool.call_path`: a helper's callers are rows of their own). */
+export interface LeakedCallSite extends LeakTally {
+  /** The frame that tells this call path from the others seen: the caller to fix. */
+  readonly caller: Caller;
+}
+
+/** Checkouts of one call path, with its leaked leases and the frame it is named by. */
+export interface CallPathRow extends CallPathCheckouts {
+  /** Its leases counted in the leak table (0 for an honest path). */
+  readonly leaked: number;
+  readonly caller: Caller;
 }
 
 /** Checkins that ran in a GC finalizer or on a loop tick outside the owner's trace. */
@@ -69,6 +104,10 @@ export interface LeakReportData {
   readonly otherForeignUses: number;
   readonly checkins: readonly MisplacedCheckins[];
   readonly otherCheckins: number;
+  /** Checkouts per call path: leaking ones first, then the busiest. */
+  readonly callPaths: readonly CallPathRow[];
+  /** Checkouts of call paths past the table's cap. */
+  readonly otherCallPathCheckouts: number;
   readonly checkouts: number;
   readonly checkedIn: number;
   /** Checkouts that never got a connection, by status message (timeout, pool ended, ...). */
@@ -76,13 +115,14 @@ export interface LeakReportData {
 }
 
 export class LeakReportExporter implements SpanExporter {
-  private readonly leaks = new Map<string, LeakedCallSite>();
+  private readonly leaks = new Map<string, LeakTally>();
   private otherLeaks = 0;
   private readonly checkins = new Map<string, MisplacedCheckins>();
   private otherCheckins = 0;
   private readonly foreignUses = new Map<string, ForeignUses>();
   private otherForeignUses = 0;
   private readonly pools = new PoolTallies();
+  private readonly callPaths = new CallPathTally(MAX_ROWS);
   private readonly failures = new Map<string, number>();
   private checkouts = 0;
   private checkedIn = 0;
@@ -99,29 +139,34 @@ export class LeakReportExporter implements SpanExporter {
 
   async forceFlush(): Promise<void> {}
 
-  /** Leaking call sites, most leases first. */
+  /** Leaking call paths, most leases first. */
   leakedCallSites(): LeakedCallSite[] {
-    return [...this.leaks.values()]
-      .map((row) => ({ ...row }))
-      .sort((a, b) => b.leaked - a.leaked || b.openAtShutdown - a.openAtShutdown);
+    return this.leakRows(this.callerNamer());
   }
 
   data(): LeakReportData {
+    const nameCaller = this.callerNamer();
+    const callPaths = this.callPaths
+      .entries()
+      .map(([key, row]): CallPathRow => ({ ...row, leaked: this.leaks.get(key)?.leaked ?? 0, caller: nameCaller(row.site) }))
+      .sort((a, b) => b.leaked - a.leaked || b.checkouts - a.checkouts);
     return {
-      leaks: this.leakedCallSites(),
+      leaks: this.leakRows(nameCaller),
       otherLeaks: this.otherLeaks,
-      pools: this.pools.reports((key) => (this.leaks.get(key)?.leaked ?? 0) > 0),
+      pools: this.pools.reports((key) => (this.leaks.get(key)?.leaked ?? 0) > 0, nameCaller),
       foreignUses: [...this.foreignUses.values()].map((row) => ({ ...row })).sort((a, b) => b.count - a.count),
       otherForeignUses: this.otherForeignUses,
       checkins: [...this.checkins.values()].map((row) => ({ ...row })).sort((a, b) => b.count - a.count),
       otherCheckins: this.otherCheckins,
+      callPaths,
+      otherCallPathCheckouts: this.callPaths.other,
       checkouts: this.checkouts,
       checkedIn: this.checkedIn,
       failedCheckouts: new Map([...this.failures].sort((a, b) => b[1] - a[1])),
     };
   }
 
-  /** The console report; its first line names the function that leaked the most connections. */
+  /** The console report; its first line names the caller that leaked the most connections. */
   format(): string {
     return formatLeakReport(this.data());
   }
@@ -134,20 +179,37 @@ export class LeakReportExporter implements SpanExporter {
     row.reportedByThreshold++;
   }
 
+  private leakRows(nameCaller: NameCaller): LeakedCallSite[] {
+    return [...this.leaks.values()]
+      .map((row) => ({ ...row, caller: nameCaller(row) }))
+      .sort((a, b) => b.leaked - a.leaked || b.openAtShutdown - a.openAtShutdown);
+  }
+
+  /**
+   * Names a call site against every call path seen at checkouts and every leaking one (a leak
+   * span comes before its checkout span, which ends only at checkin or shutdown).
+   */
+  private callerNamer(): NameCaller {
+    const keys = new Set([...this.callPaths.keys(), ...this.leaks.keys()]);
+    const namer = new CallerNamer([...keys].map((key) => key.split(CALL_PATH_SEPARATOR)));
+    return (site) => namer.callerOf(callPathFramesOf(site));
+  }
+
   private recordCheckout(span: ReadableSpan): void {
     this.checkouts++;
     this.pools.record(span);
+    this.callPaths.record(span);
     const events = span.events;
     let leakReported = false;
     for (const event of events) {
-      if (event.name === 'pool.leak.suspected') leakReported = true;
-      else if (event.name === 'pool.checkin.finalizer' || event.name === 'pool.checkin.loop_tick') {
-        this.recordCheckin(event.name, span, event.attributes?.['pool.checkin.stacktrace']);
-      } else if (event.name === 'pool.use.foreign_context') {
-        this.recordForeignUse(span, event.attributes?.['pool.use.stacktrace']);
+      if (event.name === EVENT_POOL_LEAK_SUSPECTED) leakReported = true;
+      else if (event.name === EVENT_POOL_CHECKIN_FINALIZER || event.name === EVENT_POOL_CHECKIN_LOOP_TICK) {
+        this.recordCheckin(event.name, span, event.attributes?.[ATTR_POOL_CHECKIN_STACKTRACE]);
+      } else if (event.name === EVENT_POOL_USE_FOREIGN_CONTEXT) {
+        this.recordForeignUse(span, event.attributes?.[ATTR_POOL_USE_STACKTRACE]);
       }
     }
-    const held = span.attributes['pool.held_ms'] !== undefined;
+    const held = span.attributes[ATTR_POOL_HELD_MS] !== undefined;
     if (span.status.code !== SpanStatusCode.ERROR) {
       if (held) this.checkedIn++;
       if (leakReported) {
@@ -180,7 +242,7 @@ export class LeakReportExporter implements SpanExporter {
   }
 
   private recordForeignUse(span: ReadableSpan, stack: unknown): void {
-    const pool = span.attributes['db.client.connection.pool.name'];
+    const pool = span.attributes[ATTR_DB_CLIENT_CONNECTION_POOL_NAME];
     const poolName = typeof pool === 'string' ? pool : '(unnamed pool)';
     const takenAt = callSiteOf(span);
     const usedBy = describeFrame(stack);
@@ -196,8 +258,8 @@ export class LeakReportExporter implements SpanExporter {
     else this.failures.set('other', (this.failures.get('other') ?? 0) + 1);
   }
 
-  /** The row of the span's call site, created on first sight; undefined past the cap. */
-  private leakRow(span: ReadableSpan): LeakedCallSite | undefined {
+  /** The row of the span's call path, created on first sight; undefined past the cap. */
+  private leakRow(span: ReadableSpan): LeakTally | undefined {
     const site = callSiteOf(span);
     const key = siteKey(site);
     let row = this.leaks.get(key);

@@ -1,10 +1,16 @@
-// The console leak report as text. The first line names the function that leaked the most
-// connections: that is the line people paste into a ticket, so it must stand on its own.
+// The console leak report as text. The first line names the caller that leaked the most
+// connections (through which helpers): that is the line people paste into a ticket, so it must
+// stand on its own. Rows show the whole call path, innermost first.
 import { relative, sep } from 'node:path';
-import type { CallSite, ForeignUses, LeakReportData, LeakedCallSite, MisplacedCheckins } from './leak-report-exporter';
+import type { Caller } from './call-path';
+import type { CallPathRow, CallSite, ForeignUses, LeakReportData, LeakedCallSite, MisplacedCheckins } from './leak-report-exporter';
 import type { PoolReport, PoolVerdict } from './pool-tally';
 
 const FAILURE_REASONS_SHOWN = 5;
+/** Rows of the checkouts-per-call-path table; the rest are summed up in one line. */
+const CALL_PATHS_SHOWN = 12;
+
+type Show = (path: string) => string;
 
 export function formatLeakReport(data: LeakReportData, cwd = process.cwd()): string {
   const lines: string[] = [];
@@ -17,8 +23,8 @@ export function formatLeakReport(data: LeakReportData, cwd = process.cwd()): str
         : 'No leaked connections: every checkout was checked in.',
     );
   } else {
-    lines.push(`LEAK: ${top.functionName} leaked ${plural(top.leaked, 'pooled connection')} (${siteText(top, show)})`);
-    lines.push('', 'Leaking call sites (each lease counted once: pg-pool leak spans and leases still open at shutdown):');
+    lines.push(`LEAK: ${top.caller.functionName} leaked ${plural(top.leaked, 'pooled connection')} (${callerPlace(top, top.caller, show)})`);
+    lines.push('', 'Leaking call paths (each lease counted once: pg-pool leak spans and leases still open at shutdown):');
     data.leaks.forEach((row, index) => lines.push(...leakRow(row, index + 1, show)));
     if (data.otherLeaks > 0) lines.push(`  ... and ${plural(data.otherLeaks, 'lease')} from further call sites`);
   }
@@ -36,6 +42,12 @@ export function formatLeakReport(data: LeakReportData, cwd = process.cwd()): str
     for (const row of data.checkins) lines.push(...checkinRow(row, show));
     if (data.otherCheckins > 0) lines.push(`  ... and ${data.otherCheckins} more from further call sites`);
   }
+  if (data.callPaths.length > 0) {
+    lines.push('', 'Checkouts by call path (pool.call_path, innermost first: each caller of a helper is a row of its own):');
+    for (const row of data.callPaths.slice(0, CALL_PATHS_SHOWN)) lines.push(...callPathRow(row, show));
+    const more = data.callPaths.slice(CALL_PATHS_SHOWN).reduce((sum, row) => sum + row.checkouts, data.otherCallPathCheckouts);
+    if (more > 0) lines.push(`  ... and ${plural(more, 'checkout')} from further call paths`);
+  }
   lines.push('', checkoutSummary(data));
   let shown = 0;
   for (const [reason, count] of data.failedCheckouts) {
@@ -45,24 +57,30 @@ export function formatLeakReport(data: LeakReportData, cwd = process.cwd()): str
   return lines.join('\n');
 }
 
-function leakRow(row: LeakedCallSite, rank: number, show: (path: string) => string): string[] {
+function leakRow(row: LeakedCallSite, rank: number, show: Show): string[] {
   const details = [`${row.reportedByThreshold} passed the leak threshold while running`, `${row.openAtShutdown} still open at shutdown`];
   if (row.returnedLater > 0) details.push(`${row.returnedLater} came back later`);
   return [
-    `  ${rank}. ${row.functionName} — ${plural(row.leaked, 'lease')}: ${details.join(', ')}`,
-    `     taken at ${siteText(row, show)}`,
+    `  ${rank}. ${row.caller.functionName} — ${plural(row.leaked, 'lease')}: ${details.join(', ')}`,
+    row.callPath === undefined ? `     taken at ${siteText(row, show)}` : `     call path ${showCallPath(row.callPath, show)}`,
     ...row.stack.map((frame) => `       ${showPaths(frame, show)}`),
   ];
 }
 
-function checkinRow(row: MisplacedCheckins, show: (path: string) => string): string[] {
-  return [
-    `  ${row.event} ${row.count}×: taken by ${row.takenAt.functionName} (${siteText(row.takenAt, show)})`,
-    `     checked in by ${showPaths(row.checkedInBy, show)}`,
-  ];
+function checkinRow(row: MisplacedCheckins, show: Show): string[] {
+  return [`  ${row.event} ${row.count}×: taken by ${takenText(row.takenAt, show)}`, `     checked in by ${showPaths(row.checkedInBy, show)}`];
 }
 
-function poolRow(pool: PoolReport, foreignUses: number, show: (path: string) => string): string[] {
+/** `BillingService.exportInvoice: 20 checkouts — 10 checked in, 10 leaked, longest hold 5012 ms`, then the path. */
+function callPathRow(row: CallPathRow, show: Show): string[] {
+  const facts = [`${row.checkedIn} checked in`];
+  if (row.failed > 0) facts.push(`${row.failed} never got a connection`);
+  facts.push(`${row.leaked} leaked`);
+  if (row.longestHoldMs !== undefined) facts.push(`longest hold ${millis(row.longestHoldMs)}`);
+  return [`  ${row.caller.functionName}: ${plural(row.checkouts, 'checkout')} — ${facts.join(', ')}`, `     ${takenText(row.site, show)}`];
+}
+
+function poolRow(pool: PoolReport, foreignUses: number, show: Show): string[] {
   const facts = [`peak pending ${pool.peakPending}`];
   facts.push(
     pool.waitP50Ms === undefined || pool.waitP99Ms === undefined ? 'no wait measured' : `wait p50 ${millis(pool.waitP50Ms)} / p99 ${millis(pool.waitP99Ms)}`,
@@ -78,14 +96,14 @@ function foreignUsesOn(rows: readonly ForeignUses[], pool: string): number {
 }
 
 /** The one line that says why the pool ran dry: leaks (who) or too small (by how much). */
-export function verdictText(verdict: PoolVerdict, pool: Pick<PoolReport, 'queued'>, show: (path: string) => string = (path) => path): string {
+export function verdictText(verdict: PoolVerdict, pool: Pick<PoolReport, 'queued'>, show: Show = (path) => path): string {
   switch (verdict.kind) {
     case 'ok':
       return pool.queued === 0 ? 'OK — no checkout timed out or queued' : `OK — no checkout timed out (${pool.queued} queued)`;
     case 'leaks': {
       const share = Math.round((100 * verdict.slots) / Math.max(1, verdict.holderSlots));
       return (
-        `EXHAUSTED BY LEAKS — ${verdict.site.functionName} (${siteText(verdict.site, show)}) leaks connections: ` +
+        `EXHAUSTED BY LEAKS — ${verdict.caller.functionName} leaks connections on call path ${takenText(verdict.site, show)}: ` +
         `its leases were ${verdict.slots} of the ${verdict.holderSlots} holders seen at timeouts (${share} %)`
       );
     }
@@ -97,9 +115,9 @@ export function verdictText(verdict: PoolVerdict, pool: Pick<PoolReport, 'queued
   }
 }
 
-function foreignUseRow(row: ForeignUses, show: (path: string) => string): string[] {
+function foreignUseRow(row: ForeignUses, show: Show): string[] {
   return [
-    `  ${row.count}× on ${row.pool}: taken by ${row.takenAt.functionName} (${siteText(row.takenAt, show)})`,
+    `  ${row.count}× on ${row.pool}: taken by ${takenText(row.takenAt, show)}`,
     `     used by ${showPaths(row.usedBy, show)} in another request`,
   ];
 }
@@ -122,9 +140,35 @@ function checkoutSummary(data: LeakReportData): string {
   );
 }
 
-function siteText(site: CallSite, show: (path: string) => string): string {
+function siteText(site: CallSite, show: Show): string {
   if (site.filePath === undefined) return 'no application frame in the stack';
   return site.line === undefined ? show(site.filePath) : `${show(site.filePath)}:${site.line}`;
+}
+
+/** The call path, or `function (file:line)` for a span without one. */
+function takenText(site: CallSite, show: Show): string {
+  return site.callPath === undefined ? `${site.functionName} (${siteText(site, show)})` : showCallPath(site.callPath, show);
+}
+
+/**
+ * Where the named caller is: `service.ts:94, through safeConnect (connect.ts:20)` — its own
+ * line, then the helpers between it and the pool, innermost first.
+ */
+function callerPlace(site: CallSite, caller: Caller, show: Show): string {
+  if (site.callPath === undefined) return siteText(site, show);
+  const place = caller.location === undefined ? 'no file' : showLocation(caller.location, show);
+  const through = caller.through.map((frame) => showCallPath(frame, show));
+  return through.length === 0 ? place : `${place}, through ${through.join(' ← ')}`;
+}
+
+/** Shortens the `(path:line)` of every frame of a call path. */
+function showCallPath(callPath: string, show: Show): string {
+  return callPath.replace(/\((.+?):(\d+)\)(?= ← |$)/g, (_match, path: string, line: string) => `(${show(path)}:${line})`);
+}
+
+function showLocation(location: string, show: Show): string {
+  const at = location.lastIndexOf(':');
+  return at < 0 ? show(location) : `${show(location.slice(0, at))}${location.slice(at)}`;
 }
 
 /** A path under the working directory, relative to it; others unchanged. */
@@ -134,7 +178,7 @@ function shortPath(path: string, cwd: string): string {
 }
 
 /** Shortens the paths inside a stack frame such as `fn (/abs/file.ts:1:2)`. */
-function showPaths(frame: string, show: (path: string) => string): string {
+function showPaths(frame: string, show: Show): string {
   return frame.replace(/(\(|^|\s)(\/[^():]+)(?=:\d+:\d+)/g, (_match, before: string, path: string) => `${before}${show(path)}`);
 }
 

@@ -3,7 +3,19 @@
 // verdict works for any application; it is decided at report time, when the leak table is final.
 import { hrTimeToMilliseconds } from '@opentelemetry/core';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
-import { parseHolder, siteKey, type CallSite } from './call-site';
+import {
+  ATTR_DB_CLIENT_CONNECTION_MAX,
+  ATTR_DB_CLIENT_CONNECTION_POOL_NAME,
+  ATTR_POOL_HOLDERS,
+  ATTR_POOL_HOLDERS_COUNT,
+  ATTR_POOL_LIBRARY,
+  ATTR_POOL_PENDING,
+  ATTR_POOL_PENDING_AT_REQUEST,
+  ATTR_POOL_WAIT_MS,
+  EVENT_POOL_EXHAUSTED,
+} from 'opentelemetry-instrumentation-pool-leak';
+import type { Caller } from './call-path';
+import { parseHolder, siteKey, type CallSite, type NameCaller } from './call-site';
 
 /** Pools kept apart; checkouts of further pools are counted under one "other pools" row. */
 const MAX_POOLS = 20;
@@ -22,7 +34,14 @@ export type PoolVerdict =
    * (one that passed the leak threshold or never came back) that had held their connection
    * through the whole wait.
    */
-  | { readonly kind: 'leaks'; readonly site: CallSite; readonly slots: number; readonly holderSlots: number }
+  | {
+      readonly kind: 'leaks';
+      /** The leaking call path (from the `pool.holders` entries), and the caller it is named by. */
+      readonly site: CallSite;
+      readonly caller: Caller;
+      readonly slots: number;
+      readonly holderSlots: number;
+    }
   /** Checkouts timed out while the holders kept turning over: more demand than connections. */
   | { readonly kind: 'undersized'; readonly demand: number; readonly max: number | undefined };
 
@@ -49,6 +68,7 @@ export interface PoolReport {
 
 /** Tells whether a call site leaked (threshold passed, or still open at shutdown). */
 export type IsLeakingSite = (key: string) => boolean;
+
 
 interface HolderTally {
   readonly site: CallSite;
@@ -77,31 +97,31 @@ class PoolTally {
   record(span: ReadableSpan): void {
     this.checkouts++;
     const { attributes } = span;
-    const waitMs = attributes['pool.wait_ms'];
+    const waitMs = attributes[ATTR_POOL_WAIT_MS];
     if (typeof waitMs === 'number') {
       this.granted++;
       this.waits.add(waitMs);
     }
-    const pendingAtRequest = attributes['pool.pending_at_request'];
+    const pendingAtRequest = attributes[ATTR_POOL_PENDING_AT_REQUEST];
     if (typeof pendingAtRequest === 'number') {
       this.queued++;
       this.peakPendingAtRequest = Math.max(this.peakPendingAtRequest ?? 0, pendingAtRequest);
       this.peakPending = Math.max(this.peakPending, pendingAtRequest);
     }
-    const exhausted = span.events.find((event) => event.name === 'pool.exhausted');
+    const exhausted = span.events.find((event) => event.name === EVENT_POOL_EXHAUSTED);
     if (exhausted !== undefined) this.recordExhausted(exhausted.attributes ?? {}, hrTimeToMilliseconds(span.duration));
   }
 
   /** A checkout that failed on an exhausted pool, after waiting `waitedMs`. */
   private recordExhausted(attributes: Record<string, unknown>, waitedMs: number): void {
     this.timeouts++;
-    const max = attributes['db.client.connection.max'];
+    const max = attributes[ATTR_DB_CLIENT_CONNECTION_MAX];
     if (typeof max === 'number') this.max = max;
-    const pending = numberOr(attributes['pool.pending'], 0);
+    const pending = numberOr(attributes[ATTR_POOL_PENDING], 0);
     this.peakPending = Math.max(this.peakPending, pending);
-    const entries = attributes['pool.holders'];
+    const entries = attributes[ATTR_POOL_HOLDERS];
     const holders = Array.isArray(entries) ? entries.filter((entry): entry is string => typeof entry === 'string') : [];
-    const holderCount = numberOr(attributes['pool.holders.count'], holders.length);
+    const holderCount = numberOr(attributes[ATTR_POOL_HOLDERS_COUNT], holders.length);
     this.peakExhaustedDemand = Math.max(this.peakExhaustedDemand, holderCount + pending + 1);
     // The event names at most 10 holders; the rest cannot be told apart.
     this.unknownHolderSlots += Math.max(0, holderCount - holders.length);
@@ -129,7 +149,7 @@ class PoolTally {
     else tally.turnedOver++;
   }
 
-  report(name: string, isLeakingSite: IsLeakingSite): PoolReport {
+  report(name: string, isLeakingSite: IsLeakingSite, nameCaller: NameCaller): PoolReport {
     const waits = this.waits.sorted();
     return {
       name,
@@ -141,11 +161,11 @@ class PoolTally {
       peakPending: this.peakPending,
       waitP50Ms: percentile(waits, 0.5),
       waitP99Ms: percentile(waits, 0.99),
-      verdict: this.verdict(isLeakingSite),
+      verdict: this.verdict(isLeakingSite, nameCaller),
     };
   }
 
-  private verdict(isLeakingSite: IsLeakingSite): PoolVerdict {
+  private verdict(isLeakingSite: IsLeakingSite, nameCaller: NameCaller): PoolVerdict {
     if (this.timeouts === 0) return { kind: 'ok' };
     let holderSlots = this.unknownHolderSlots;
     let leakSlots = 0;
@@ -157,7 +177,7 @@ class PoolTally {
       if (top === undefined || tally.stuck > top.stuck) top = tally;
     }
     if (top !== undefined && top.stuck > 0 && leakSlots * 2 >= holderSlots) {
-      return { kind: 'leaks', site: top.site, slots: top.stuck, holderSlots };
+      return { kind: 'leaks', site: top.site, caller: nameCaller(top.site), slots: top.stuck, holderSlots };
     }
     return { kind: 'undersized', demand: this.peakDemand(), max: this.max };
   }
@@ -182,9 +202,9 @@ export class PoolTallies {
   }
 
 /** One report per pool: pools that timed out first, most timeouts first, then by name. */
-  reports(isLeakingSite: IsLeakingSite): PoolReport[] {
+  reports(isLeakingSite: IsLeakingSite, nameCaller: NameCaller): PoolReport[] {
     return [...this.pools]
-      .map(([name, tally]) => tally.report(name, isLeakingSite))
+      .map(([name, tally]) => tally.report(name, isLeakingSite, nameCaller))
       .sort((a, b) => b.timeouts - a.timeouts || a.name.localeCompare(b.name));
   }
 
@@ -202,7 +222,7 @@ export class PoolTallies {
 }
 
 function poolNameOf(span: ReadableSpan): string {
-  const name = span.attributes['db.client.connection.pool.name'] ?? span.attributes['pool.library'];
+  const name = span.attributes[ATTR_DB_CLIENT_CONNECTION_POOL_NAME] ?? span.attributes[ATTR_POOL_LIBRARY];
   return typeof name === 'string' && name !== '' ? name : '(unnamed pool)';
 }
 

@@ -1,7 +1,10 @@
 // The demo's application code: a billing service that uses a pg pool the way real services do,
-// with one bug and two patterns that work but check connections in from the wrong place.
+// with one bug and two patterns that work but check connections in from the wrong place. The
+// bug hides behind a helper: exportInvoice and buildStatement both check out through
+// safeConnect, so only the call path tells the leaking caller from the honest one.
 // Loaded only after the SDK started, so that `pg` is patched when it is first required.
 import type pg from 'pg';
+import { safeConnect } from './connect';
 import { createPool, withClient, type DatabaseOptions } from './pools';
 
 export interface ServiceOptions extends DatabaseOptions {
@@ -91,7 +94,7 @@ export class BillingService {
 
   /** THE BUG: the not-ready path throws before `client.release()`, and the connection is gone. */
   async exportInvoice(id: number): Promise<{ id: number; exported: true }> {
-    const client = await this.pool.connect();
+    const client = await safeConnect(this.pool);
     const { rows } = await client.query<{ status: string }>('SELECT status FROM invoices WHERE id = $1', [invoiceId(id)]);
     if (rows[0]?.status !== 'final') throw new InvoiceNotReadyError(`invoice ${id} is still a draft`);
     await client.query('SELECT pg_notify($1, $2)', ['invoice_exported', String(id)]);
@@ -114,9 +117,12 @@ export class BillingService {
     return { id, queued: true };
   }
 
-  /** Slow but honest: a long query, always released. Held just under the leak threshold. */
+  /**
+   * Slow but honest: a long query, always released. Held just under the leak threshold. Takes its
+   * connection through the same helper as exportInvoice: the same code.* line, another call path.
+   */
   async buildStatement(id: number): Promise<{ id: number; statement: true }> {
-    const client = await this.pool.connect();
+    const client = await safeConnect(this.pool);
     try {
       await client.query('SELECT pg_sleep($1)', [this.options.statementMs / 1000]);
       return { id, statement: true };

@@ -3,6 +3,8 @@
 import { SpanStatusCode, type Attributes, type Span } from '@opentelemetry/api';
 import { SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { describe, expect, it } from 'vitest';
+import { ATTR_POOL_CALL_PATH } from 'opentelemetry-instrumentation-pool-leak';
+import { CallerNamer } from '../src/call-path';
 import { LeakReportExporter, topApplicationFrame } from '../src/leak-report-exporter';
 
 const SHUTDOWN = 'lease still open at tracer provider shutdown';
@@ -16,6 +18,7 @@ function setup() {
     'code.file.path': '/srv/app/billing.js',
     'code.line.number': line,
     'code.stacktrace': `    at ${functionName} (/srv/app/billing.js:${line}:5)\n    at handle (/srv/app/http.js:3:1)`,
+    [ATTR_POOL_CALL_PATH]: `${functionName} (/srv/app/billing.js:${line}) ← handle (/srv/app/http.js:3)`,
   });
   const span = (name: string, attributes: Attributes, build: (span: Span) => void = () => {}) => {
     const started = tracer.startSpan(name, { attributes });
@@ -117,6 +120,53 @@ describe('LeakReportExporter', () => {
 
   it('says when it saw no checkouts at all', () => {
     expect(new LeakReportExporter().format().split('\n')[0]).toMatch(/^No pool checkouts were seen/);
+  });
+});
+
+describe('CallerNamer', () => {
+  const frames = (path: string) => path.split(' ← ');
+  const helper = 'safeConnect (lib/store.js:69)';
+
+  it('names a path by its first frame when no other path shares it', () => {
+    const namer = new CallerNamer([frames('get (lib/store.js:10) ← handle (server.js:40)'), frames('set (lib/store.js:22) ← handle (server.js:41)')]);
+    expect(namer.callerOf(frames('get (lib/store.js:10) ← handle (server.js:40)'))).toEqual({
+      functionName: 'get',
+      location: 'lib/store.js:10',
+      through: [],
+    });
+  });
+
+  it("names a helper's callers by the first frame they do not share, the helper being what they go through", () => {
+    const set = frames(`${helper} ← set (lib/store.js:22) ← handlePost (server.js:40)`);
+    const get = frames(`${helper} ← get (lib/store.js:12) ← handleGet (server.js:30)`);
+    const namer = new CallerNamer([set, get]);
+    expect(namer.callerOf(set)).toEqual({ functionName: 'set', location: 'lib/store.js:22', through: [helper] });
+    expect(namer.callerOf(get)).toEqual({ functionName: 'get', location: 'lib/store.js:12', through: [helper] });
+  });
+
+  it('names the frame past the first fork: a caller reached from two routes is still named by itself', () => {
+    const setViaPost = frames(`${helper} ← set (lib/store.js:22) ← handlePost (server.js:40)`);
+    const setViaPut = frames(`${helper} ← set (lib/store.js:22) ← handlePut (server.js:50)`);
+    const get = frames(`${helper} ← get (lib/store.js:12) ← handleGet (server.js:30)`);
+    const namer = new CallerNamer([setViaPost, setViaPut, get, frames('other (lib/other.js:1)')]);
+    expect(namer.callerOf(setViaPost)).toEqual({ functionName: 'set', location: 'lib/store.js:22', through: [helper] });
+    expect(namer.callerOf(setViaPut)).toEqual({ functionName: 'set', location: 'lib/store.js:22', through: [helper] });
+    expect(namer.callerOf(get)).toMatchObject({ functionName: 'get', through: [helper] });
+    // Forking only further out, the first fork is deeper.
+    expect(new CallerNamer([setViaPost, setViaPut]).callerOf(setViaPost)).toMatchObject({
+      functionName: 'handlePost',
+      through: [helper, 'set (lib/store.js:22)'],
+    });
+  });
+
+  it('never names past the last frame: a path that others only extend is named by its last frame', () => {
+    const onlyHelper = frames(helper);
+    const namer = new CallerNamer([onlyHelper, frames(`${helper} ← set (lib/store.js:22) ← handlePost (server.js:40)`)]);
+    expect(namer.callerOf(onlyHelper)).toEqual({ functionName: 'safeConnect', location: 'lib/store.js:69', through: [] });
+  });
+
+  it('names a frame without a location by its text', () => {
+    expect(new CallerNamer([]).callerOf(['<no application frame>'])).toEqual({ functionName: '<no application frame>', location: undefined, through: [] });
   });
 });
 

@@ -1,9 +1,10 @@
 // The per-pool verdicts and the foreign-context list of the leak report, on real SDK spans shaped
 // like the instrumentation's (names and attributes of DESIGN.md): exhausted by leaks vs
-// undersized, decided from the exported spans alone.
+// undersized, decided from the exported spans alone, holders grouped by `pool.call_path`.
 import { SpanStatusCode, type Attributes } from '@opentelemetry/api';
 import { SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { describe, expect, it } from 'vitest';
+import { ATTR_POOL_CALL_PATH } from 'opentelemetry-instrumentation-pool-leak';
 import { parseHolder } from '../src/call-site';
 import { LeakReportExporter } from '../src/leak-report-exporter';
 import { formatLeakReport } from '../src/leak-report-format';
@@ -29,11 +30,13 @@ function setup() {
   const report = new LeakReportExporter();
   const provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter: report })] });
   const tracer = provider.getTracer('test');
-  const site = (functionName: string, file: string, line: number): Attributes => ({
+  /** code.* of the first frame, and `pool.call_path` of it and its `callers` (`fn (file:line)`). */
+  const site = (functionName: string, file: string, line: number, ...callers: string[]): Attributes => ({
     'code.function.name': functionName,
     'code.file.path': file,
     'code.line.number': line,
     'code.stacktrace': `    at ${functionName} (${file}:${line}:5)`,
+    [ATTR_POOL_CALL_PATH]: [`${functionName} (${file}:${line})`, ...callers].join(' ← '),
   });
   const checkout = (pool: string, attributes: Attributes, build: (span: ReturnType<typeof tracer.startSpan>) => void, durationMs = 5) => {
     const span = tracer.startSpan('pg-pool checkout', {
@@ -87,6 +90,17 @@ function setup() {
   };
 }
 
+/** A `pool.holders` entry of a lease taken at `at`, as the instrumentation writes it. */
+function holder(at: Attributes, heldMs: number): string {
+  return `${String(at[ATTR_POOL_CALL_PATH])} held ${heldMs} ms`;
+}
+
+/** The same site as an instrumentation without `pool.call_path` reported it. */
+function withoutCallPath(at: Attributes): Attributes {
+  const { [ATTR_POOL_CALL_PATH]: _callPath, ...rest } = at;
+  return rest;
+}
+
 function poolNamed(report: LeakReportExporter, name: string): PoolReport {
   const pool = report.data().pools.find((candidate) => candidate.name === name);
   if (pool === undefined) return expect.fail(`no pool ${name} in ${report.data().pools.map((candidate) => candidate.name).join(', ')}`);
@@ -107,31 +121,103 @@ function lineOf(report: LeakReportExporter, start: string): string {
 describe('pool verdicts', () => {
   it('calls a pool exhausted by leaks when most holders at its timeouts are leases of a leaking call site that kept them', () => {
     const { report, site, leaked, granted, timedOut } = setup();
-    const exportInvoice = site('BillingService.exportInvoice', '/srv/app/billing.js', 117);
+    const exportInvoice = site('BillingService.exportInvoice', '/srv/app/billing.js', 117, 'handle (/srv/app/http.js:30)');
+    const getOrder = site('BillingService.getOrder', '/srv/app/billing.js', 80, 'handle (/srv/app/http.js:29)');
     for (let i = 0; i < 3; i++) leaked(BILLING, exportInvoice);
-    granted(BILLING, site('BillingService.getOrder', '/srv/app/billing.js', 80), 0.2);
+    granted(BILLING, getOrder, 0.2);
     const holders = [
-      'BillingService.exportInvoice (/srv/app/billing.js:117) held 4200 ms',
-      'BillingService.exportInvoice (/srv/app/billing.js:117) held 2500 ms',
-      'BillingService.renderReport (/srv/app/billing.js:127) held 300 ms',
+      holder(exportInvoice, 4200),
+      holder(exportInvoice, 2500),
+      holder(site('BillingService.renderReport', '/srv/app/billing.js', 127, 'handle (/srv/app/http.js:31)'), 300),
     ];
-    timedOut(BILLING, site('BillingService.getOrder', '/srv/app/billing.js', 80), { waitedMs: 1000, holders, max: 3, pending: 1 });
-    timedOut(BILLING, site('BillingService.getOrder', '/srv/app/billing.js', 80), { waitedMs: 1000, holders, max: 3, pending: 2 });
+    timedOut(BILLING, getOrder, { waitedMs: 1000, holders, max: 3, pending: 1 });
+    timedOut(BILLING, getOrder, { waitedMs: 1000, holders, max: 3, pending: 2 });
 
     const pool = poolNamed(report, BILLING);
     expect(pool.verdict).toEqual({
       kind: 'leaks',
-      site: { functionName: 'BillingService.exportInvoice', filePath: '/srv/app/billing.js', line: 117 },
+      site: {
+        functionName: 'BillingService.exportInvoice',
+        filePath: '/srv/app/billing.js',
+        line: 117,
+        callPath: 'BillingService.exportInvoice (/srv/app/billing.js:117) ← handle (/srv/app/http.js:30)',
+      },
+      caller: { functionName: 'BillingService.exportInvoice', location: '/srv/app/billing.js:117', through: [] },
       slots: 4,
       holderSlots: 6,
     });
     expect(pool).toMatchObject({ timeouts: 2, checkouts: 6, max: 3, peakPending: 2 });
     expect(lineOf(report, BILLING)).toBe(
-      `${BILLING}: EXHAUSTED BY LEAKS — BillingService.exportInvoice (app/billing.js:117) leaks connections: ` +
-        'its leases were 4 of the 6 holders seen at timeouts (67 %)',
+      `${BILLING}: EXHAUSTED BY LEAKS — BillingService.exportInvoice leaks connections on call path ` +
+        'BillingService.exportInvoice (app/billing.js:117) ← handle (app/http.js:30): its leases were 4 of the 6 holders seen at timeouts (67 %)',
     );
     // The first line of the report is still the leak line.
     expect(textOf(report).split('\n')[0]).toBe('LEAK: BillingService.exportInvoice leaked 3 pooled connections (app/billing.js:117)');
+  });
+
+  it('tells two callers of one helper apart: the leaking caller is named, the honest one is not blamed', () => {
+    const { report, site, leaked, granted, timedOut } = setup();
+    // Both check out through safeConnect: the same code.* (the helper's line), another call path.
+    const viaHelper = (caller: string) => site('safeConnect', '/srv/app/db.js', 12, caller, 'handle (/srv/app/http.js:30)');
+    const exportInvoice = viaHelper('BillingService.exportInvoice (/srv/app/billing.js:117)');
+    const buildStatement = viaHelper('BillingService.buildStatement (/srv/app/billing.js:140)');
+    for (let i = 0; i < 3; i++) leaked(BILLING, exportInvoice);
+    for (let i = 0; i < 5; i++) granted(BILLING, buildStatement, 0.3);
+    // At the timeout: two stuck leaked leases and a slow-but-honest one held through the wait.
+    const holders = [holder(exportInvoice, 4200), holder(exportInvoice, 2500), holder(buildStatement, 1900)];
+    timedOut(BILLING, site('BillingService.getOrder', '/srv/app/billing.js', 80), { waitedMs: 1000, holders, max: 3, pending: 0 });
+
+    const data = report.data();
+    // One leak row, named by the caller, not by the helper every caller shares.
+    expect(data.leaks.map((row) => [row.caller.functionName, row.leaked, row.callPath])).toEqual([
+      [
+        'BillingService.exportInvoice',
+        3,
+        'safeConnect (/srv/app/db.js:12) ← BillingService.exportInvoice (/srv/app/billing.js:117) ← handle (/srv/app/http.js:30)',
+      ],
+    ]);
+    // Checkouts per call path: the helper's two callers are two rows.
+    expect(data.callPaths.map((row) => [row.caller.functionName, row.checkouts, row.checkedIn, row.leaked])).toEqual([
+      ['BillingService.exportInvoice', 3, 0, 3],
+      ['BillingService.buildStatement', 5, 5, 0],
+      ['BillingService.getOrder', 1, 0, 0],
+    ]);
+    // The slow caller's holder counts against nobody: 2 of the 3 holders were leaked leases.
+    expect(poolNamed(report, BILLING).verdict).toMatchObject({ kind: 'leaks', slots: 2, holderSlots: 3 });
+    expect(lineOf(report, BILLING)).toBe(
+      `${BILLING}: EXHAUSTED BY LEAKS — BillingService.exportInvoice leaks connections on call path ` +
+        'safeConnect (app/db.js:12) ← BillingService.exportInvoice (app/billing.js:117) ← handle (app/http.js:30): ' +
+        'its leases were 2 of the 3 holders seen at timeouts (67 %)',
+    );
+    const text = textOf(report);
+    expect(text.split('\n')[0]).toBe(
+      'LEAK: BillingService.exportInvoice leaked 3 pooled connections (app/billing.js:117, through safeConnect (app/db.js:12))',
+    );
+    expect(text).toContain(
+      '  1. BillingService.exportInvoice — 3 leases: 0 passed the leak threshold while running, 3 still open at shutdown\n' +
+        '     call path safeConnect (app/db.js:12) ← BillingService.exportInvoice (app/billing.js:117) ← handle (app/http.js:30)\n',
+    );
+    expect(text).toContain(
+      '  BillingService.exportInvoice: 3 checkouts — 0 checked in, 3 leaked, longest hold 9000 ms\n' +
+        '     safeConnect (app/db.js:12) ← BillingService.exportInvoice (app/billing.js:117) ← handle (app/http.js:30)\n' +
+        '  BillingService.buildStatement: 5 checkouts — 5 checked in, 0 leaked, longest hold 3 ms\n' +
+        '     safeConnect (app/db.js:12) ← BillingService.buildStatement (app/billing.js:140) ← handle (app/http.js:30)\n',
+    );
+    expect(text).not.toMatch(/(LEAK|EXHAUSTED BY LEAKS)[^\n]*buildStatement/);
+  });
+
+  it('groups by code.* when spans carry no pool.call_path, matching holder entries of the same shape', () => {
+    const { report, site, leaked, timedOut } = setup();
+    const exportInvoice = withoutCallPath(site('BillingService.exportInvoice', '/srv/app/billing.js', 117));
+    for (let i = 0; i < 2; i++) leaked(BILLING, exportInvoice);
+    const holders = ['BillingService.exportInvoice (/srv/app/billing.js:117) held 4200 ms', 'BillingService.exportInvoice (/srv/app/billing.js:117) held 2500 ms'];
+    timedOut(BILLING, withoutCallPath(site('BillingService.getOrder', '/srv/app/billing.js', 80)), { waitedMs: 1000, holders, max: 2, pending: 0 });
+
+    expect(poolNamed(report, BILLING).verdict).toMatchObject({ kind: 'leaks', slots: 2, holderSlots: 2 });
+    const text = textOf(report);
+    expect(text.split('\n')[0]).toBe('LEAK: BillingService.exportInvoice leaked 2 pooled connections (app/billing.js:117)');
+    expect(text).toContain('  1. BillingService.exportInvoice — 2 leases: 0 passed the leak threshold while running, 2 still open at shutdown\n     taken at app/billing.js:117\n');
+    expect(lineOf(report, BILLING)).toContain('EXHAUSTED BY LEAKS — BillingService.exportInvoice leaks connections on call path BillingService.exportInvoice (app/billing.js:117): ');
   });
 
   it('calls a pool undersized when its holders keep coming back, with peak demand over pool size, pending and wait percentiles', () => {
@@ -141,7 +227,7 @@ describe('pool verdicts', () => {
     granted(CATALOG, search, 2);
     // Waits of 10 .. 130 ms for the queued ones; the 16th of a rush had 13 waiters ahead of it.
     for (let ahead = 1; ahead <= 13; ahead++) granted(CATALOG, search, ahead * 10, ahead === 13 ? 13 : ahead - 1);
-    const holders = ['CatalogService.search (/srv/app/catalog.js:40) held 31 ms', 'CatalogService.search (/srv/app/catalog.js:40) held 4 ms'];
+    const holders = [holder(search, 31), holder(search, 4)];
     timedOut(CATALOG, search, { waitedMs: 250, holders, max: 2, pending: 9 });
     timedOut(CATALOG, search, { waitedMs: 251, holders, max: 2, pending: 8 });
 
@@ -166,13 +252,15 @@ describe('pool verdicts', () => {
 
   it('does not blame a leaking call site for a connection taken during the wait, nor a slow site that never leaked', () => {
     const { report, site, leaked, timedOut } = setup();
-    leaked(BILLING, site('BillingService.exportInvoice', '/srv/app/billing.js', 117));
+    const exportInvoice = site('BillingService.exportInvoice', '/srv/app/billing.js', 117);
+    const buildStatement = site('BillingService.buildStatement', '/srv/app/billing.js', 140);
+    leaked(BILLING, exportInvoice);
     const holders = [
       // Taken after the failing checkout began to wait: the pool was turning over.
-      'BillingService.exportInvoice (/srv/app/billing.js:117) held 20 ms',
+      holder(exportInvoice, 20),
       // Held through the whole wait, but its call site never leaked: slow, not lost.
-      'BillingService.buildStatement (/srv/app/billing.js:140) held 2400 ms',
-      'BillingService.buildStatement (/srv/app/billing.js:140) held 1900 ms',
+      holder(buildStatement, 2400),
+      holder(buildStatement, 1900),
     ];
     timedOut(BILLING, site('BillingService.getOrder', '/srv/app/billing.js', 80), { waitedMs: 1000, holders, max: 3, pending: 0 });
     expect(poolNamed(report, BILLING).verdict).toEqual({ kind: 'undersized', demand: 4, max: 3 });
@@ -185,7 +273,7 @@ describe('pool verdicts', () => {
     granted(CARTS, view, 0.1);
     granted(CARTS, view, 30, 0);
     granted(BILLING, site('BillingService.getOrder', '/srv/app/billing.js', 80), 0.1);
-    timedOut(CATALOG, search, { waitedMs: 250, holders: ['CatalogService.search (/srv/app/catalog.js:40) held 3 ms'], max: 1, pending: 0 });
+    timedOut(CATALOG, search, { waitedMs: 250, holders: [holder(search, 3)], max: 1, pending: 0 });
 
     // Pools that timed out first, then by name.
     expect(report.data().pools.map((pool) => [pool.name, pool.verdict.kind, pool.checkouts])).toEqual([
@@ -224,12 +312,37 @@ describe('foreign-context uses', () => {
     expect(lineOf(report, CARTS)).toBe(`${CARTS}: OK — no checkout timed out or queued`);
     expect(text).toContain('0 timeouts in 3 checkouts, 4 used from another request (below)');
   });
+
+  it('keeps the leases of two callers of one helper apart, each shown with its call path', () => {
+    const { report, site, usedFromElsewhere } = setup();
+    const viaHelper = (caller: string) => site('openTransaction', '/srv/app/db.js', 8, caller);
+    const statement = '    at CartService.viewCart (/srv/app/carts.js:71:31)';
+    usedFromElsewhere(CARTS, viaHelper('CartService.beginCheckout (/srv/app/carts.js:50)'), [statement, statement]);
+    usedFromElsewhere(CARTS, viaHelper('CartService.reserve (/srv/app/carts.js:90)'), [statement]);
+
+    expect(report.data().foreignUses.map(({ takenAt, count }) => [takenAt.functionName, takenAt.callPath, count])).toEqual([
+      ['openTransaction', 'openTransaction (/srv/app/db.js:8) ← CartService.beginCheckout (/srv/app/carts.js:50)', 2],
+      ['openTransaction', 'openTransaction (/srv/app/db.js:8) ← CartService.reserve (/srv/app/carts.js:90)', 1],
+    ]);
+    expect(textOf(report)).toContain(`  2× on ${CARTS}: taken by openTransaction (app/db.js:8) ← CartService.beginCheckout (app/carts.js:50)\n`);
+  });
 });
 
 describe('helpers', () => {
-  it('parseHolder reads the documented pool.holders shape, and the one without a call site', () => {
+  it('parseHolder reads the documented pool.holders shapes, and the one without a call site', () => {
+    const callPath = 'safeConnect (lib/my store (v2).js:69) ← set (lib/store.js:22) ← handlePost (server.js:40)';
+    const site = { functionName: 'safeConnect', filePath: 'lib/my store (v2).js', line: 69, callPath };
+    expect(parseHolder(`${callPath} held 4200 ms`)).toEqual({ site, heldMs: 4200 });
+    // With the lease state after it.
+    expect(parseHolder(`${callPath} held 4200 ms — idle 3100 ms in transaction, last SELECT invoices`)).toEqual({ site, heldMs: 4200 });
+    // One frame, as instrumentations without pool.call_path wrote it.
     expect(parseHolder('BillingService.exportInvoice (/srv/my app (v2)/billing.js:117) held 4200 ms')).toEqual({
-      site: { functionName: 'BillingService.exportInvoice', filePath: '/srv/my app (v2)/billing.js', line: 117 },
+      site: {
+        functionName: 'BillingService.exportInvoice',
+        filePath: '/srv/my app (v2)/billing.js',
+        line: 117,
+        callPath: 'BillingService.exportInvoice (/srv/my app (v2)/billing.js:117)',
+      },
       heldMs: 4200,
     });
     expect(parseHolder('<unknown call site: stack capture off> held 12 ms')).toEqual({ site: undefined, heldMs: 12 });

@@ -6,7 +6,9 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { Bench } from 'tinybench';
+import { atDepth, DEEP_CALLER_FRAMES, floorCapture, LIBRARY_PATH_FRAMES, libraryPath } from './suites.mjs';
 
 const require = createRequire(import.meta.url);
 const { classifyCheckin } = require('../build/src/checkin-context.js');
@@ -154,6 +156,52 @@ async function statementCheck() {
   return rows;
 }
 
+/**
+ * The checkout stack capture alone (the instrumentation's default settings: 50 frames, windows),
+ * per caller shape, net of the same call into a pool that captures nothing, as a multiple of the
+ * floor. Each cell is the lowest of several rounds' means: the capture is a few µs, and other
+ * load on the machine only adds to it.
+ */
+async function stackCapture() {
+  const capture = createStackCapture({ maxFrames: 50, ownDirs: [fileURLToPath(new URL('../build/src/', import.meta.url))] });
+  const capturing = {
+    acquire() {
+      return capture.capture(capturing.acquire);
+    },
+  };
+  const plain = { acquire: () => undefined };
+  const library = libraryPath();
+  const direct = (pool) => pool.acquire();
+  const shapes = [
+    ['direct caller', (pool) => direct(pool)],
+    [`${DEEP_CALLER_FRAMES}-deep caller`, (pool) => atDepth(DEEP_CALLER_FRAMES, () => pool.acquire())],
+    [`${LIBRARY_PATH_FRAMES}-frame library path`, (pool) => library.acquireThrough(pool)],
+  ];
+  const best = new Map();
+  for (let round = 0; round < 5; round++) {
+    const bench = new Bench({ time: TIME_MS / 2, warmupTime: 50 });
+    bench.add('floor', floorCapture);
+    // The harness's own cost per iteration, taken off the floor as the plain calls are taken off the captures.
+    bench.add('empty', () => undefined);
+    for (const [name, call] of shapes) {
+      bench.add(`${name} / capture`, () => call(capturing));
+      bench.add(`${name} / plain`, () => call(plain));
+    }
+    progress(`stack capture round ${round + 1}/5 ...`);
+    await bench.run();
+    for (const task of bench.tasks) best.set(task.name, Math.min(best.get(task.name) ?? Infinity, task.result.latency.mean * 1000));
+  }
+  const floor = best.get('floor') - best.get('empty');
+  const lines = [`\nstack capture alone (50 frames, windows), net of the call, lowest of 5 rounds; floor (net of an empty task) = ${floor.toFixed(2)} µs`];
+  for (const [name] of shapes) {
+    const net = best.get(`${name} / capture`) - best.get(`${name} / plain`);
+    lines.push(`  ${name.padEnd(26)} ${net.toFixed(2).padStart(6)} µs = ${(net / floor).toFixed(2)}× floor`);
+  }
+  return lines;
+}
+
 const rows = [...(await classification()), ...(await statementCheck()), ...(await sweeper())];
 for (const open of OPEN_LEASE_COUNTS) rows.push(...(await cycleAt(open)));
+const stackLines = await stackCapture();
 print(rows);
+console.log(stackLines.join('\n'));

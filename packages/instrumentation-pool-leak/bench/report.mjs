@@ -1,5 +1,5 @@
 // Turns the workers' results into the printed report. Pure functions: no I/O here.
-import { BASELINE } from './suites.mjs';
+import { BASELINE, EMPTY_TASK, FLOOR_TASK, STACKS_OFF, STACKS_ON } from './suites.mjs';
 
 /**
  * Per task and variant: the lowest of the rounds' mean latencies. Whatever else runs on the
@@ -31,6 +31,7 @@ export function formatReport({ node, rounds, suite, cells }) {
     mainTable(suite, cells),
     '',
     roundTable(suite, cells, rounds),
+    ...(suite.stackCost !== undefined ? ['', ...stackCostLines(suite, cells)] : []),
     ...(suite.targets.length > 0 ? ['', ...targetLines(suite, cells)] : []),
   ].join('\n');
 }
@@ -75,6 +76,25 @@ function roundTable(suite, cells, rounds) {
     }
   }
   return renderTable('task / variant', groups, rows);
+}
+
+/**
+ * The stack's net cost per checkout, stacks on − stacks off, as a multiple of the floor (the
+ * lowest floor any worker of this run measured: the same machine state as the rows beside it).
+ */
+function stackCostLines(suite, cells) {
+  // Per worker: its floor net of its own empty task; the lowest of them.
+  const floors = suite.variants.map((variant) => cellOf(cells, FLOOR_TASK, variant.name).meanUs - cellOf(cells, EMPTY_TASK, variant.name).meanUs);
+  const floor = Math.min(...floors);
+  return [
+    `stack net cost per checkout (${STACKS_ON} − ${STACKS_OFF}), floor (net of the empty task) = ${floor.toFixed(2)} µs:`,
+    ...suite.stackCost.map(({ task, caller, limit }) => {
+      const net = cellOf(cells, task, STACKS_ON).meanUs - cellOf(cells, task, STACKS_OFF).meanUs;
+      const multiple = net / floor;
+      const verdictText = limit === undefined ? '' : ` ${verdict(multiple, limit)}`;
+      return `  ${caller.padEnd(26)} ${net.toFixed(2).padStart(6)} µs = ${multiple.toFixed(2)}× floor${verdictText}`;
+    }),
+  ];
 }
 
 /** One line per target of the suite: the measured ratio and whether it is within the limit. */

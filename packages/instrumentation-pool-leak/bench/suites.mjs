@@ -1,6 +1,8 @@
 // What the pool bench measures: per pool library a suite of variants (one process each) and
 // tasks (run in each variant's process), and the ratios the project tracks.
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 
 const require = createRequire(import.meta.url);
 
@@ -31,6 +33,81 @@ const poolLeakVariants = [
       return new PoolLeakInstrumentation({ stackFrames: 0 });
     },
   },
+];
+
+/** Library frames between the application and the pool in the "library path" tasks. */
+export const LIBRARY_PATH_FRAMES = 12;
+export const FLOOR_TASK = 'floor: 1-frame Error.captureStackTrace, positions read';
+export const EMPTY_TASK = 'empty task (the harness, taken off the floor)';
+const SHALLOW_TASK = 'acquire+release, shallow caller';
+const DEEP_TASK = `acquire+release, caller ${DEEP_CALLER_FRAMES} frames deep`;
+const LIBRARY_TASK = `acquire+release, under a ${LIBRARY_PATH_FRAMES}-frame library path`;
+
+/**
+ * The unit the stack's cost is reported in, measured in every worker of the same run: one
+ * 1-frame capture whose frame position is read, the least any call-site capture can cost.
+ */
+const floorTask = {
+  name: FLOOR_TASK,
+  // Run bare: no request span around it, no pool, no instrumentation involved.
+  bare: true,
+  run: floorCapture,
+};
+
+/** What the harness itself costs per bare iteration: the floor is reported net of it. */
+const emptyTask = { name: EMPTY_TASK, bare: true, run: () => undefined };
+
+function readPosition(_error, sites) {
+  const site = sites[0];
+  return site === undefined ? '' : `${site.getScriptNameOrSourceURL()}:${site.getLineNumber()}:${site.getColumnNumber()}`;
+}
+
+export function floorCapture() {
+  const holder = {};
+  const savedLimit = Error.stackTraceLimit;
+  const savedPrepare = Error.prepareStackTrace;
+  Error.stackTraceLimit = 1;
+  Error.prepareStackTrace = readPosition;
+  try {
+    Error.captureStackTrace(holder, floorCapture);
+    return holder.stack;
+  } finally {
+    Error.prepareStackTrace = savedPrepare;
+    Error.stackTraceLimit = savedLimit;
+  }
+}
+
+/**
+ * An "ORM" of the bench's own: a module under a node_modules folder (written once into the
+ * repository's .cache/), so V8 reports its frames as a dependency's. `acquireThrough(pool)` calls
+ * `pool.acquire()` from LIBRARY_PATH_FRAMES frames of its own.
+ */
+export function libraryPath() {
+  const dir = fileURLToPath(new URL('../../../.cache/pool-leak-bench/node_modules/bench-orm-path/', import.meta.url));
+  mkdirSync(dir, { recursive: true });
+  const file = `${dir}index.js`;
+  writeFileSync(
+    file,
+    `'use strict';
+function frame(depth, pool) {
+  return depth === 1 ? pool.acquire() : frame(depth - 1, pool);
+}
+exports.acquireThrough = function acquireThrough(pool) {
+  return frame(${LIBRARY_PATH_FRAMES - 1}, pool);
+};
+`,
+  );
+  return require(file);
+}
+
+/**
+ * The stack's net cost per checkout (stacks on − stacks off) as a multiple of the floor, per
+ * caller shape, with the issue's targets (#10).
+ */
+const STACK_COST = [
+  { task: SHALLOW_TASK, caller: 'direct caller', limit: 2.5 },
+  { task: DEEP_TASK, caller: `${DEEP_CALLER_FRAMES}-deep caller` },
+  { task: LIBRARY_TASK, caller: `${LIBRARY_PATH_FRAMES}-frame library path`, limit: 6 },
 ];
 
 /** Calls `fn` from `depth` frames further down the stack, as code deep in a framework would. */
@@ -96,6 +173,7 @@ export const SUITES = [
     targets: [
       { task: 'checkout + SELECT 1 + release', variant: STACKS_ON, versus: BASELINE, limit: 1.05 },
       { task: 'idle checkout+release', variant: STACKS_ON, versus: 'contrib instrumentation-pg', limit: 1.5 },
+      { task: 'idle checkout+release', variant: STACKS_OFF, versus: 'contrib instrumentation-pg', limit: 1 },
     ],
   },
   {
@@ -159,29 +237,37 @@ export const SUITES = [
       await pool.clear();
     },
     tasks: [
+      floorTask,
+      emptyTask,
       {
-        name: 'acquire+release, shallow caller',
+        name: SHALLOW_TASK,
         async run(pool) {
           const resource = await pool.acquire();
           await pool.release(resource);
         },
       },
       {
-        name: `acquire+release, caller ${DEEP_CALLER_FRAMES} frames deep`,
+        name: DEEP_TASK,
         async run(pool) {
           const resource = await atDepth(DEEP_CALLER_FRAMES, () => pool.acquire());
           await pool.release(resource);
         },
       },
-    ],
-    targets: [
-      { task: 'acquire+release, shallow caller', variant: STACKS_ON, versus: 'contrib instrumentation-generic-pool', limit: 1.2 },
       {
-        task: `acquire+release, caller ${DEEP_CALLER_FRAMES} frames deep`,
-        variant: STACKS_ON,
-        versus: 'contrib instrumentation-generic-pool',
-        limit: 1.2,
+        name: LIBRARY_TASK,
+        async run(pool, library) {
+          const resource = await library.acquireThrough(pool);
+          await pool.release(resource);
+        },
       },
+    ],
+    library: libraryPath,
+    stackCost: STACK_COST,
+    targets: [
+      ...[SHALLOW_TASK, DEEP_TASK, LIBRARY_TASK].flatMap((task) => [
+        { task, variant: STACKS_ON, versus: 'contrib instrumentation-generic-pool', limit: 1.2 },
+        { task, variant: STACKS_OFF, versus: 'contrib instrumentation-generic-pool', limit: 1 },
+      ]),
     ],
   },
   {
@@ -197,21 +283,32 @@ export const SUITES = [
     },
     close: (pool) => pool.destroy(),
     tasks: [
+      floorTask,
+      emptyTask,
       {
-        name: 'acquire+release, shallow caller',
+        name: SHALLOW_TASK,
         async run(pool) {
           const resource = await pool.acquire().promise;
           pool.release(resource);
         },
       },
       {
-        name: `acquire+release, caller ${DEEP_CALLER_FRAMES} frames deep`,
+        name: DEEP_TASK,
         async run(pool) {
           const resource = await atDepth(DEEP_CALLER_FRAMES, () => pool.acquire().promise);
           pool.release(resource);
         },
       },
+      {
+        name: LIBRARY_TASK,
+        async run(pool, library) {
+          const resource = await library.acquireThrough(pool).promise;
+          pool.release(resource);
+        },
+      },
     ],
+    library: libraryPath,
+    stackCost: STACK_COST,
     targets: [],
   },
 ];

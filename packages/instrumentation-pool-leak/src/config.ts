@@ -5,6 +5,7 @@ import { POOL_LIBRARIES, type PoolLibrary, type PoolLeakInstrumentationConfig } 
 export const DEFAULTS = {
   enabled: true,
   stackFrames: 50,
+  fullStacks: false,
   checkinStackFrames: 30,
   leakThresholdMs: 30_000,
   maxMetricCallSites: 100,
@@ -16,6 +17,8 @@ export interface ResolvedConfig {
   /** False when `OTEL_POOL_LEAK_ENABLED=false`: the kill switch, stronger than code options. */
   readonly killSwitch: boolean;
   readonly stackFrames: number;
+  /** Capture `stackFrames` frames on every checkout instead of the smallest exact window. */
+  readonly fullStacks: boolean;
   readonly checkinStackFrames: number;
   /** 0 = leak detection off. */
   readonly leakThresholdMs: number;
@@ -42,6 +45,7 @@ export function resolveConfig(
   return {
     killSwitch: readBoolean(env, 'OTEL_POOL_LEAK_ENABLED', DEFAULTS.enabled, warn) === false,
     stackFrames: pickCount(options.stackFrames, 'stackFrames', env, 'OTEL_POOL_LEAK_STACK_FRAMES', DEFAULTS.stackFrames, warn),
+    fullStacks: pickBoolean(options.fullStacks, 'fullStacks', env, 'OTEL_POOL_LEAK_FULL_STACKS', DEFAULTS.fullStacks, warn),
     checkinStackFrames: pickCount(
       options.checkinStackFrames,
       'checkinStackFrames',
@@ -69,6 +73,20 @@ function readBoolean(env: Env, name: string, fallback: boolean, warn: ConfigWarn
   if (raw === 'true' || raw === '1') return true;
   if (raw === 'false' || raw === '0') return false;
   warn(`pool-leak: ${name}="${env[name]}" is not true or false; using the default ${fallback}.`);
+  return fallback;
+}
+
+function pickBoolean(
+  fromCode: unknown,
+  optionName: string,
+  env: Env,
+  envName: string,
+  fallback: boolean,
+  warn: ConfigWarn,
+): boolean {
+  if (fromCode === undefined) return readBoolean(env, envName, fallback, warn);
+  if (typeof fromCode === 'boolean') return fromCode;
+  warn(`pool-leak: option ${optionName}=${String(fromCode)} is not true or false; using the default ${fallback}.`);
   return fallback;
 }
 

@@ -1,11 +1,13 @@
 import { trace, type TracerProvider } from '@opentelemetry/api';
 import { basename, dirname, join } from 'node:path';
 import { InstrumentationBase, type InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
-import type { AdapterContext, Patcher } from './adapters/adapter';
-import { ADAPTERS } from './adapters';
+import type { AdapterContext } from './adapters/adapter';
+import { ApiMismatchCheck } from './api-compat';
+import { ADAPTERS, CALL_SITE_HOOKS } from './adapters';
 import { installFinalizerMarker, uninstallFinalizerMarker } from './checkin-context';
 import { resolveConfig, type ResolvedConfig } from './config';
 import { LeaseCore, type LeaseCoreSettings } from './lease-core';
+import { createPatcher } from './patcher';
 import { createStackCapture, NO_STACK_CAPTURE, type StackCapture } from './stack';
 import type { PoolLeakInstrumentationConfig } from './types';
 import { PACKAGE_NAME, PACKAGE_VERSION } from './version';
@@ -29,6 +31,7 @@ export class PoolLeakInstrumentation extends InstrumentationBase<PoolLeakInstrum
   private declare settings: ResolvedConfig;
   private declare core: LeaseCore | undefined;
   private declare explicitProvider: TracerProvider | undefined;
+  private declare apiMismatchCheck: ApiMismatchCheck | undefined;
 
   constructor(config: PoolLeakInstrumentationConfig = {}) {
     super(PACKAGE_NAME, PACKAGE_VERSION, config);
@@ -59,7 +62,19 @@ export class PoolLeakInstrumentation extends InstrumentationBase<PoolLeakInstrum
     }
     if (this._enabled) return;
     installFinalizerMarker();
+    this.core?.start();
     super.enable();
+    this.checkApiCopy();
+  }
+
+  /**
+   * Warns once when this package's `@opentelemetry/api` cannot see the context manager or tracer
+   * provider another copy registered (see api-compat.ts). Runs at enable() and once more at the
+   * first checkout, for an SDK started after the instrumentation was created.
+   */
+  private checkApiCopy(): void {
+    this.apiMismatchCheck ??= new ApiMismatchCheck(this._diag);
+    this.apiMismatchCheck.check();
   }
 
   /**
@@ -73,20 +88,18 @@ export class PoolLeakInstrumentation extends InstrumentationBase<PoolLeakInstrum
   }
 
   protected override init(): InstrumentationNodeModuleDefinition[] {
-    const patcher: Patcher = {
-      wrap: (target, name, wrapper) => {
-        this._wrap(target, name, wrapper);
-      },
-      unwrap: (target, name) => this._unwrap(target, name),
-    };
+    const patcher = createPatcher((where, error) => this._diag.error(`pool-leak: could not ${where}; left as it was`, error));
     const adapterContext: AdapterContext = { core: () => this.leaseCore(), patcher };
-    return ADAPTERS.filter((adapter) => this.settings.libraries.has(adapter.library)).flatMap((adapter) =>
-      adapter.moduleDefinitions(adapterContext),
-    );
+    const libraries = this.settings.libraries;
+    return [
+      ...ADAPTERS.filter((adapter) => libraries.has(adapter.library)),
+      ...CALL_SITE_HOOKS.filter((hook) => hook.serves.some((library) => libraries.has(library))),
+    ].flatMap((adapter) => adapter.moduleDefinitions(adapterContext));
   }
 
   /** Created on first use: patches can run inside the base constructor, before ours. */
   private leaseCore(): LeaseCore {
+    if (this.core === undefined) this.checkApiCopy();
     this.core ??= new LeaseCore({
       tracer: () => this.tracer,
       tracerProvider: () => this.explicitProvider ?? trace.getTracerProvider(),
@@ -100,8 +113,9 @@ export class PoolLeakInstrumentation extends InstrumentationBase<PoolLeakInstrum
 
 function coreSettingsFor(settings: ResolvedConfig): LeaseCoreSettings {
   return {
-    stackCapture: stackCaptureOf(settings.stackFrames),
-    checkinStackCapture: stackCaptureOf(settings.checkinStackFrames),
+    stackCapture: stackCaptureOf(settings.stackFrames, settings.fullStacks),
+    // Checkin stacks are captured only when a checkin event fires: always the whole capped stack.
+    checkinStackCapture: stackCaptureOf(settings.checkinStackFrames, true),
     leakThresholdMs: settings.leakThresholdMs,
     maxMetricCallSites: settings.maxMetricCallSites,
   };
@@ -119,6 +133,6 @@ function packageRoot(dir: string): string {
 }
 
 /** Frames of this package are never shown as the call site. */
-function stackCaptureOf(frames: number): StackCapture {
-  return frames === 0 ? NO_STACK_CAPTURE : createStackCapture({ maxFrames: frames, ownDirs: OWN_DIRS });
+function stackCaptureOf(frames: number, fullStacks: boolean): StackCapture {
+  return frames === 0 ? NO_STACK_CAPTURE : createStackCapture({ maxFrames: frames, ownDirs: OWN_DIRS, fullStacks });
 }

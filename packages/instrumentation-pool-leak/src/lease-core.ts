@@ -9,6 +9,7 @@ import {
   type Tracer,
   type TracerProvider,
 } from '@opentelemetry/api';
+import { CallSiteCarrier } from './call-site-carrier';
 import { invalidReleaseAttributes, Lease, type InvalidReleaseReason, type LeaseHost } from './lease';
 import { LeakSweeper, NO_LEAK_WATCH, type LeakWatch } from './leak-detector';
 import { PoolMetrics } from './metrics';
@@ -88,8 +89,13 @@ export class LeaseCore implements LeaseHost {
   private readonly reported = new Map<string, number>();
   private readonly log: DiagLogger;
   private settings: LeaseCoreSettings;
-  /** Set while a library runs a checkout it makes on the application's behalf (see withCallSite). */
-  private deferredCallSite: CapturedStack | undefined;
+  /** Set while the instrumentation is disabled: wrappers that stay in place start no lease. */
+  private stopped = false;
+  /**
+   * Call sites carried from where a library built a query object to its checkout (thenable
+   * query builders); a checkout made while one is active takes it instead of the live stack.
+   */
+  readonly callSites = new CallSiteCarrier((boundary) => this.captureCallSite(boundary));
   metrics: PoolMetrics;
   leakWatch: LeakWatch<Lease> = NO_LEAK_WATCH;
 
@@ -129,6 +135,8 @@ export class LeaseCore implements LeaseHost {
    * @returns undefined only if the instrumentation itself failed; the adapter then passes through.
    */
   checkout<P extends object>(pool: P, probe: PoolProbe<P>, boundary: Function): Lease | undefined {
+    // Disabled, yet still called: our wrapper lies beneath another instrumentation's (patcher.ts).
+    if (this.stopped) return undefined;
     try {
       this.shutdownHook.attach(this.options.tracerProvider());
       const tracked = this.trackPool(pool, probe);
@@ -142,7 +150,7 @@ export class LeaseCore implements LeaseHost {
       // Captured right here, not through a helper method: every frame between here and the
       // boundary is walked by the capture (~0.4 µs each on the CI machine). Unsampled leases
       // still need their call site when leaks are watched, for the counter.
-      let stack = this.deferredCallSite;
+      let stack = this.callSites.current(callerContext);
       if (stack === undefined && (recording || this.settings.leakThresholdMs > 0)) {
         try {
           stack = this.settings.stackCapture.capture(boundary);
@@ -169,8 +177,7 @@ export class LeaseCore implements LeaseHost {
 
   /**
    * The application's stack above `boundary`, captured now for a checkout that a library will
-   * make later on its behalf, when the application's frames are gone (a query builder awaited
-   * as a thenable acquires in a later job). Hand it to {@link LeaseCore.withCallSite} then.
+   * make on its behalf further down (or later, see {@link LeaseCore.callSites}).
    */
   captureCallSite(boundary: Function): CapturedStack | undefined {
     return this.capture(this.settings.stackCapture, boundary);
@@ -178,17 +185,11 @@ export class LeaseCore implements LeaseHost {
 
   /**
    * Runs `fn`; checkouts it starts synchronously take `callSite` as their stack and call site
-   * instead of the live stack (which then holds only library frames).
+   * instead of the live stack. For adapters whose library reaches its own acquire through
+   * frames that would hide the caller; asynchronous carrying is {@link CallSiteCarrier.run}.
    */
   withCallSite<T>(callSite: CapturedStack | undefined, fn: () => T): T {
-    if (callSite === undefined) return fn();
-    const outer = this.deferredCallSite;
-    this.deferredCallSite = callSite;
-    try {
-      return fn();
-    } finally {
-      this.deferredCallSite = outer;
-    }
+    return this.callSites.runSynchronously(callSite, fn);
   }
 
   /** The tracked pool for a library pool object, described on first sight only. */
@@ -230,8 +231,14 @@ export class LeaseCore implements LeaseHost {
 
   /** Stops the leak timer and restores the tracer provider's shutdown (on disable). */
   stop(): void {
+    this.stopped = true;
     this.leakWatch.stop();
     this.shutdownHook.detachAll();
+  }
+
+  /** Starts leases again after {@link LeaseCore.stop} (the instrumentation was enabled again). */
+  start(): void {
+    this.stopped = false;
   }
 
   bindConnection(connection: unknown, lease: Lease): void {
@@ -351,7 +358,7 @@ export class LeaseCore implements LeaseHost {
   private reportLeak(lease: Lease, heldMs: number): void {
     try {
       lease.markLeakSuspected(heldMs);
-      this.metrics.recordLeak(lease.pool, lease.stack?.callSite);
+      this.metrics.recordLeak(lease.pool, lease.stack);
       const leakSpan = this.options.tracer().startSpan(
         `${lease.pool.description.library} leak`,
         {

@@ -218,7 +218,7 @@ export class Lease {
       this.span.addEvent(EVENT_POOL_USE_FOREIGN_CONTEXT, attributes);
       const activeSpan = trace.getActiveSpan();
       if (activeSpan !== undefined && activeSpan.isRecording()) activeSpan.addLink({ context: this.span.spanContext() });
-      this.host.metrics.recordForeignUse(this.pool, this.stack?.callSite);
+      this.host.metrics.recordForeignUse(this.pool, this.stack);
     } catch (error) {
       this.host.reportError('statementIssued', error);
     }

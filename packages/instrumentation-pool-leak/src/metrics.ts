@@ -8,8 +8,8 @@ import {
   type ObservableUpDownCounter,
 } from '@opentelemetry/api';
 import { ATTR_CODE_FILE_PATH, ATTR_CODE_FUNCTION_NAME, ATTR_CODE_LINE_NUMBER } from '@opentelemetry/semantic-conventions';
-import { ATTR_DB_CLIENT_CONNECTION_POOL_NAME, ATTR_DB_CLIENT_CONNECTION_STATE } from './semconv';
-import type { CallSite } from './stack';
+import { ATTR_DB_CLIENT_CONNECTION_POOL_NAME, ATTR_DB_CLIENT_CONNECTION_STATE, ATTR_POOL_CALL_PATH } from './semconv';
+import type { CapturedStack } from './stack';
 import type { TrackedPool } from './tracked-pool';
 
 /** Semconv's suggested buckets for connection wait and use times, in seconds. */
@@ -102,12 +102,14 @@ export class PoolMetrics {
     this.timeouts.add(1, this.attributesOf(pool).pool);
   }
 
-  recordLeak(pool: TrackedPool, callSite: CallSite | undefined): void {
-    this.leaks.add(1, this.callSites.of(pool.poolName, callSite));
+  /** A lease passed the leak threshold; `stack` is the one captured at its checkout. */
+  recordLeak(pool: TrackedPool, stack: CallPathOf | undefined): void {
+    this.leaks.add(1, this.callSites.of(pool.poolName, stack));
   }
 
-  recordForeignUse(pool: TrackedPool, callSite: CallSite | undefined): void {
-    this.foreignUses.add(1, this.callSites.of(pool.poolName, callSite));
+  /** A statement ran on a lease from another trace; `stack` is the one captured at its checkout. */
+  recordForeignUse(pool: TrackedPool, stack: CallPathOf | undefined): void {
+    this.foreignUses.add(1, this.callSites.of(pool.poolName, stack));
   }
 
   private observe(result: BatchObservableResult): void {
@@ -138,17 +140,24 @@ export class PoolMetrics {
   }
 }
 
+/** What the counters read of a checkout's stack: its call site and its call path. */
+export type CallPathOf = Pick<CapturedStack, 'callSite' | 'callPath'>;
+
 /**
- * Call-site attribute sets for counters, capped: the first `max` distinct call sites get their
+ * Call-site attribute sets for counters, capped: the first `max` distinct call paths get their
  * own series, later ones share the `_OTHER` series of their pool, so cardinality stays bounded.
+ * The call path is part of the series: two callers of one helper are two series.
  */
 export class CallSiteAttributes {
   private readonly known = new Map<string, Attributes>();
 
   constructor(private readonly max: number) {}
 
-  of(poolName: string, callSite: CallSite | undefined): Attributes {
-    const key = `${poolName}\u0000${callSite?.functionName ?? ''}\u0000${callSite?.filePath ?? ''}\u0000${callSite?.line ?? ''}`;
+  of(poolName: string, stack: CallPathOf | undefined): Attributes {
+    const callSite = stack?.callSite;
+    // The call path starts with the call site's function, file and line; the column and the
+    // outer frames make the rest of the key.
+    const key = `${poolName}\u0000${callSite?.functionName ?? ''}\u0000${callSite?.filePath ?? ''}\u0000${callSite?.line ?? ''}\u0000${stack?.callPath ?? ''}`;
     const known = this.known.get(key);
     if (known !== undefined) return known;
     if (this.known.size >= this.max || callSite === undefined) {
@@ -160,6 +169,7 @@ export class CallSiteAttributes {
       [ATTR_CODE_FILE_PATH]: callSite.filePath,
       [ATTR_CODE_LINE_NUMBER]: callSite.line,
     };
+    if (stack?.callPath !== undefined) attributes[ATTR_POOL_CALL_PATH] = stack.callPath;
     this.known.set(key, attributes);
     return attributes;
   }

@@ -32,10 +32,13 @@ export function exhaustedPoolAttributes(pool: TrackedPool, now = performance.now
   return attributes;
 }
 
-/** `"<function> (<file>:<line>) held <N> ms"`, from the call site recorded at checkout. */
+/**
+ * `"<call path> held <N> ms"`, from the stack captured at checkout: two callers of one helper
+ * are told apart by the frames after the helper's.
+ */
 export function describeHolder(lease: Lease, now: number): string {
   const heldMs = Math.round(lease.heldMs(now));
-  const site = lease.stack?.callSite;
-  if (site === undefined) return `<unknown call site: stack capture off> held ${heldMs} ms`;
-  return `${site.functionName ?? '<anonymous>'} (${site.filePath}:${site.line}) held ${heldMs} ms`;
+  const stack = lease.stack;
+  if (stack === undefined) return `<unknown call site: stack capture off> held ${heldMs} ms`;
+  return `${stack.callPath ?? '<no application frame in the captured stack>'} held ${heldMs} ms`;
 }

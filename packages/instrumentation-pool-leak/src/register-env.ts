@@ -5,7 +5,7 @@
 /** This instrumentation's name in `OTEL_NODE_ENABLED_INSTRUMENTATIONS` / `..._DISABLED_...`. */
 export const SHORT_NAME = 'pool-leak';
 
-type Env = Readonly<Record<string, string | undefined>>;
+export type Env = Readonly<Record<string, string | undefined>>;
 
 /**
  * `OTEL_SDK_DISABLED=true`: start nothing at all. Read as the SDK reads it (trimmed,
@@ -21,12 +21,13 @@ export function sdkDisabled(env: Env = process.env): boolean {
  * enabled list), the way `@opentelemetry/auto-instrumentations-node` reads them.
  */
 export function instrumentationSelected(env: Env = process.env): boolean {
-  if (namesIn(env['OTEL_NODE_DISABLED_INSTRUMENTATIONS']).includes(SHORT_NAME)) return false;
-  const enabled = namesIn(env['OTEL_NODE_ENABLED_INSTRUMENTATIONS']);
+  if (instrumentationNames(env['OTEL_NODE_DISABLED_INSTRUMENTATIONS']).includes(SHORT_NAME)) return false;
+  const enabled = instrumentationNames(env['OTEL_NODE_ENABLED_INSTRUMENTATIONS']);
   return enabled.length === 0 || enabled.includes(SHORT_NAME);
 }
 
-function namesIn(list: string | undefined): string[] {
+/** The names of an `OTEL_NODE_*_INSTRUMENTATIONS` comma list, trimmed and lower-cased. */
+export function instrumentationNames(list: string | undefined): string[] {
   if (list === undefined) return [];
   return list
     .split(',')

@@ -13,7 +13,15 @@ const OTEL_LOADER_HOOK = '@opentelemetry/instrumentation/hook.mjs';
  */
 const LOADER_FLAG_WITH_OTEL_HOOK = /--(?:experimental-)?loader[= ]\S*(?:@opentelemetry\/instrumentation|import-in-the-middle)\/hook\.mjs/;
 
-export type LoaderHookOutcome = 'registered' | 'registered-in-thread' | 'already-on-command-line';
+export type LoaderHookOutcome = 'registered' | 'registered-in-thread' | 'already-on-command-line' | 'skipped-for-eval';
+
+/**
+ * `-e`/`--eval`, `-p`/`--print` (also combined as `-pe`): the main program is a string, not a
+ * file. import-in-the-middle's in-thread hooks then fail on Node's own modules
+ * (`ENOENT ... open 'module'` when the evaluated code runs, Node 24.22 with a `-r` preload), which
+ * would end the host process; such a program `require`s its pools, which needs no ESM hook.
+ */
+const EVAL_FLAG = /^(?:-[ep]|-pe|-ep|--eval|--print)(?:=|$)/;
 
 /** import-in-the-middle's in-thread hooks (`module.registerHooks`), where Node supports them. */
 interface InThreadHooks {
@@ -48,6 +56,8 @@ function inThreadHooks(): InThreadHooks | undefined {
  * have nothing to do with pools (open-telemetry/opentelemetry-js#6984,
  * nodejs/import-in-the-middle#280). The names are bare specifiers, which is how applications
  * import the pool libraries; none of the adapters patches a file inside an ES module.
+ *
+ * Not for a `-e` / `-p` program ({@link EVAL_FLAG}): `'skipped-for-eval'`, nothing registered.
  */
 export function registerLoaderHook(
   moduleNames: readonly string[],
@@ -56,6 +66,7 @@ export function registerLoaderHook(
     nodeOptions: process.env['NODE_OPTIONS'],
   },
 ): LoaderHookOutcome {
+  if (commandLine.execArgv.some((arg) => EVAL_FLAG.test(arg))) return 'skipped-for-eval';
   if (LOADER_FLAG_WITH_OTEL_HOOK.test(`${commandLine.execArgv.join(' ')} ${commandLine.nodeOptions ?? ''}`)) {
     return 'already-on-command-line';
   }

@@ -2,17 +2,23 @@
 //   node --import opentelemetry-instrumentation-pool-leak/register app.mjs
 //   node -r opentelemetry-instrumentation-pool-leak/register app.js
 // Starts a NodeSDK (OTLP/HTTP protobuf traces and metrics, configured by the standard OTEL_*
-// variables, which NodeSDK reads itself) with PoolLeakInstrumentation, registers the ESM loader
-// hook for the pool libraries, and flushes when the process ends. It never throws into the
-// application and writes nothing on stdout.
+// variables, which NodeSDK reads itself) with PoolLeakInstrumentation and, for request parents,
+// the application's auto-instrumentations-node (else its instrumentation-http); registers the ESM
+// loader hook for the patched modules, and flushes when the process ends, without making the
+// exit wait on a collector that is not there. It never throws into the application and writes
+// nothing on stdout.
 import { diag, metrics, trace, type TracerProvider } from '@opentelemetry/api';
-import { registerInstrumentations } from '@opentelemetry/instrumentation';
+import { registerInstrumentations, type Instrumentation } from '@opentelemetry/instrumentation';
 import type * as SdkNode from '@opentelemetry/sdk-node';
 import { isInternalThread } from 'node:worker_threads';
+import { describeApiMismatch, findApiMismatch } from './api-compat';
 import { PoolLeakInstrumentation } from './instrumentation';
+import { describeUndelivered, releaseExportsAtExit, watchDelivery, type DeliveryWatch } from './register-delivery';
 import { instrumentationSelected, sdkDisabled } from './register-env';
 import { registerLoaderHook } from './register-loader-hook';
+import { requestParents, type RequestParents } from './register-request-parents';
 import { flushOnExit } from './register-shutdown';
+import { PACKAGE_NAME } from './version';
 
 const ENTRY = 'opentelemetry-instrumentation-pool-leak/register';
 const SDK_PACKAGE = '@opentelemetry/sdk-node';
@@ -22,36 +28,100 @@ const SDK_PACKAGE = '@opentelemetry/sdk-node';
  * orchestrator's grace period (Kubernetes: 30 s) allows for the application itself.
  */
 const SIGNAL_SHUTDOWN_TIMEOUT_MS = 5_000;
+/**
+ * How long a normal exit waits for exports that make no progress. A loopback or LAN collector
+ * answers a batch in milliseconds; one that refused or kept silent for a second will not deliver
+ * in the exporters' 10 s timeout either (measured: a short script took 8.5 s to exit with nothing
+ * listening, 2,000 checkouts 32-34 s). Exports that keep succeeding extend the wait, up to
+ * {@link SIGNAL_SHUTDOWN_TIMEOUT_MS}.
+ */
+const EXIT_IDLE_TIMEOUT_MS = 1_000;
+/**
+ * Set on the global object by the first register entry that starts: a second one (the entry in
+ * both NODE_OPTIONS and the command line, or two installed copies) would start a second SDK and
+ * register this instrumentation twice.
+ */
+const STARTED = Symbol.for('opentelemetry-instrumentation-pool-leak/register.started');
 
 function start(): void {
   // `-r` preloads also run in Node's loader-hook thread, which registering the loader hook below
   // creates: an SDK started there would be a second one, and a second hook registration makes
   // import-in-the-middle warn. (Measured on Node 24.21; `--import` preloads do not run there.)
   if (isInternalThread === true) return;
+  const processWide = globalThis as Record<symbol, unknown>;
+  if (processWide[STARTED] === true) return;
+  processWide[STARTED] = true;
   if (sdkDisabled()) return;
   const sdkNode = loadSdkNode();
   if (sdkNode === undefined) return;
 
   // NodeSDK's constructor installs the diag console logger when OTEL_LOG_LEVEL is set. The
-  // instrumentation reports malformed OTEL_POOL_LEAK_* values from its own constructor, so it is
-  // created after the SDK, and registered once the SDK has set the global providers. (Passing it
-  // to NodeSDK would mean creating it first, and those warnings would go nowhere.)
+  // instrumentations report malformed settings from their own constructors, so they are
+  // created after the SDK, and registered once the SDK has set the global providers. (Passing
+  // them to NodeSDK would mean creating them first, and those warnings would go nowhere.)
+  // Where a request-parent instrumentation and ours patch the same method (instrumentation-pg
+  // and ours on pg-pool's connect), both wrappers stay in either order (patcher.ts).
   const sdk = new sdkNode.NodeSDK();
+  const parents = startRequestParents();
   const instrumentation = instrumentationSelected() ? new PoolLeakInstrumentation() : undefined;
   sdk.start();
+  releaseExportsAtExit();
+  let delivery: DeliveryWatch | undefined;
   flushOnExit({
     flush: flushGlobalProviders,
-    shutdown: () => sdk.shutdown(),
+    shutdown: () => {
+      delivery ??= watchDelivery();
+      return sdk.shutdown();
+    },
     signalTimeoutMs: SIGNAL_SHUTDOWN_TIMEOUT_MS,
+    exitIdleTimeoutMs: EXIT_IDLE_TIMEOUT_MS,
+    lastSuccessAt: () => delivery?.lastSuccessAt(),
     onError: (what, error) => diag.error(`${ENTRY}: ${what} failed`, error),
+    onUndelivered: (outcome) => {
+      const waitedMs = 'waitedMs' in outcome ? outcome.waitedMs : 0;
+      writeStderr(`${ENTRY}: ${describeUndelivered(outcome, delivery?.failure(waitedMs))}`);
+    },
   });
-  if (instrumentation === undefined) return;
-  registerInstrumentations({ instrumentations: [instrumentation] });
-  // Disabled (OTEL_POOL_LEAK_ENABLED=false): nothing will be patched, so no hook either.
-  if (instrumentation.getConfig().enabled === false) return;
-  const moduleNames = instrumentation.getModuleDefinitions().map((definition) => definition.name);
-  if (registerLoaderHook(moduleNames) === 'already-on-command-line') {
+  if (parents.hint !== undefined) writeStderr(`${ENTRY}: ${parents.hint}`);
+  diag.debug(`${ENTRY}: request parents from ${parents.source}`);
+
+  const ours = instrumentation !== undefined && instrumentation.getConfig().enabled !== false ? [instrumentation] : [];
+  if (instrumentation !== undefined) {
+    // The SDK registered through its API copy; ours must see it, or every checkout is an orphan.
+    const mismatch = findApiMismatch();
+    if (mismatch !== undefined) writeStderr(`${ENTRY}: ${describeApiMismatch(mismatch)}`);
+  }
+  const instrumentations: Instrumentation[] = [...parents.instrumentations, ...(instrumentation === undefined ? [] : [instrumentation])];
+  if (instrumentations.length === 0) return;
+  registerInstrumentations({ instrumentations });
+  // Disabled (OTEL_POOL_LEAK_ENABLED=false): ours patches nothing, so it needs no hook.
+  const moduleNames = [...parents.instrumentations, ...ours].flatMap(moduleNamesOf);
+  if (moduleNames.length === 0) return;
+  const outcome = registerLoaderHook(moduleNames);
+  if (outcome === 'already-on-command-line') {
     diag.debug(`${ENTRY}: the OpenTelemetry loader hook is already on the command line; not registering it again`);
+  } else if (outcome === 'skipped-for-eval') {
+    diag.debug(`${ENTRY}: -e / -p program: no ES-module loader hook (required modules are still patched)`);
+  }
+}
+
+/** The request-parent instrumentations; none (after one stderr line) if loading them fails. */
+function startRequestParents(): RequestParents {
+  try {
+    return requestParents(PACKAGE_NAME);
+  } catch (error) {
+    writeStderr(`${ENTRY}: starting the request instrumentations failed (${String(error)}); checkout spans will have no request parents.`);
+    return { instrumentations: [], source: 'none' };
+  }
+}
+
+/** The modules an instrumentation patches (instrumentations of other packages may lack the method). */
+function moduleNamesOf(instrumentation: Instrumentation): string[] {
+  const withDefinitions = instrumentation as Instrumentation & { getModuleDefinitions?: () => readonly { name: string }[] };
+  try {
+    return typeof withDefinitions.getModuleDefinitions === 'function' ? withDefinitions.getModuleDefinitions().map((definition) => definition.name) : [];
+  } catch {
+    return [];
   }
 }
 

@@ -12,6 +12,11 @@ export const ATTR_DB_CLIENT_CONNECTION_MAX = 'db.client.connection.max';
 export const ATTR_POOL_LIBRARY = 'pool.library';
 export const ATTR_POOL_WAIT_MS = 'pool.wait_ms';
 export const ATTR_POOL_HELD_MS = 'pool.held_ms';
+/**
+ * Up to 3 application frames of the checkout, innermost first:
+ * `"safeConnect (lib/store.js:69) ← set (lib/store.js:22) ← handlePost (server.js:40)"`.
+ */
+export const ATTR_POOL_CALL_PATH = 'pool.call_path';
 export const ATTR_POOL_PENDING_AT_REQUEST = 'pool.pending_at_request';
 /** Set on the checkout span when the checkin asked the pool to destroy the connection. */
 export const ATTR_POOL_CHECKIN_DESTROYED = 'pool.checkin.destroyed';

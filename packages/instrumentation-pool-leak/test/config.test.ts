@@ -19,6 +19,18 @@ describe('resolveConfig', () => {
     expect(warnings).toEqual([]);
   });
 
+  it('fullStacks: off by default; OTEL_POOL_LEAK_FULL_STACKS; the code option wins; malformed values warn once and keep the default', () => {
+    expect(resolveWith({}, {}).config.fullStacks).toBe(false);
+    expect(resolveWith({}, { OTEL_POOL_LEAK_FULL_STACKS: 'true' }).config.fullStacks).toBe(true);
+    expect(resolveWith({ fullStacks: false }, { OTEL_POOL_LEAK_FULL_STACKS: 'true' }).config.fullStacks).toBe(false);
+    const fromEnv = resolveWith({}, { OTEL_POOL_LEAK_FULL_STACKS: 'yes please' });
+    expect(fromEnv.config.fullStacks).toBe(false);
+    expect(fromEnv.warnings).toEqual(['pool-leak: OTEL_POOL_LEAK_FULL_STACKS="yes please" is not true or false; using the default false.']);
+    const fromCode = resolveWith({ fullStacks: 'yes' as unknown as boolean }, {});
+    expect(fromCode.config.fullStacks).toBe(false);
+    expect(fromCode.warnings).toEqual(['pool-leak: option fullStacks=yes is not true or false; using the default false.']);
+  });
+
   it('reads the environment', () => {
     const { config, warnings } = resolveWith(
       {},

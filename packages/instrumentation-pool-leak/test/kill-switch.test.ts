@@ -1,5 +1,5 @@
 // OTEL_POOL_LEAK_ENABLED=false: nothing is patched, nothing is recorded, the app works.
-import { isWrapped } from '@opentelemetry/instrumentation';
+import { isPatchedByPoolLeak } from '../src/patcher';
 import { afterAll, expect, it } from 'vitest';
 import { loadPg, postgresConfig } from './support/pg';
 import { setupTracing } from './support/tracing';
@@ -14,7 +14,7 @@ afterAll(() => {
 });
 
 it('wins over enabled: true in code: pg-pool stays unpatched and no span is made', async () => {
-  expect(isWrapped(PgPool.prototype.connect)).toBe(false);
+  expect(isPatchedByPoolLeak(PgPool.prototype.connect)).toBe(false);
   const pool = new pg.Pool({ ...postgresConfig(), max: 1 });
   const result = await pool.query('SELECT 1 AS one');
   await pool.end();
@@ -24,6 +24,6 @@ it('wins over enabled: true in code: pg-pool stays unpatched and no span is made
 
 it('explicit enable() calls (as registerInstrumentations makes) still patch nothing', () => {
   tracing.instrumentation.enable();
-  expect(isWrapped(PgPool.prototype.connect)).toBe(false);
+  expect(isPatchedByPoolLeak(PgPool.prototype.connect)).toBe(false);
   expect(tracing.instrumentation.getConfig().enabled).toBe(false);
 });

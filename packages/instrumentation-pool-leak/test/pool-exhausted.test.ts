@@ -1,6 +1,7 @@
 // pool.exhausted on a real pg pool: the checkout that times out names who holds the pool.
 import type { PoolClient } from 'pg';
 import { createServer, type Socket } from 'node:net';
+import { relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadPg, postgresConfig } from './support/pg';
@@ -56,8 +57,11 @@ describe('pool.exhausted', () => {
       [second, 'holdB'],
     ] as const) {
       const checkout = spanOf(name);
-      expect(holder).toMatch(new RegExp(`^${name} \\(.*${THIS_FILE}:(\\d+)\\) held (\\d+) ms$`));
-      expect(holder).toContain(`${checkout.attributes['code.file.path']}:${checkout.attributes['code.line.number']})`);
+      // The call path: the holder's own frame first (path relative to the working directory).
+      const file = relative(process.cwd(), String(checkout.attributes['code.file.path']));
+      expect(file.endsWith(THIS_FILE)).toBe(true);
+      expect(holder!.startsWith(`${name} (${file}:${checkout.attributes['code.line.number']}) ← `)).toBe(true);
+      expect(holder).toMatch(/ held \d+ ms$/);
     }
     const heldMs = holders.map((holder) => Number(/held (\d+) ms$/.exec(holder)![1]));
     // A was taken HOLD_HEADSTART_MS before B and both were still held when the third timed out (300 ms).

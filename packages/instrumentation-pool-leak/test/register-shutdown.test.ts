@@ -2,11 +2,16 @@
 // raised again. The real process (exit by signal, exit code) is covered by test/register.test.ts.
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { flushOnExit, type ExitingProcess, type FlushedSignal } from '../src/register-shutdown';
+import { flushOnExit, type ExitingProcess, type FlushedSignal, type UndeliveredOutcome } from '../src/register-shutdown';
 
 class FakeProcess extends EventEmitter implements ExitingProcess {
   readonly pid = 4242;
   readonly kills: { pid: number; signal: FlushedSignal; ourListenerLeft: boolean }[] = [];
+  exits = 0;
+
+  exit(): void {
+    this.exits++;
+  }
 
   kill(pid: number, signal: FlushedSignal): boolean {
     this.kills.push({ pid, signal, ourListenerLeft: this.listenerCount(signal) > 0 });
@@ -18,11 +23,19 @@ interface Calls {
   flushes: number;
   shutdowns: number;
   errors: string[];
+  undelivered: UndeliveredOutcome[];
 }
 
-function setup(shutdownResult: () => Promise<void> = () => Promise.resolve(), signalTimeoutMs = 1_000) {
+interface Timing {
+  signalTimeoutMs?: number;
+  exitIdleTimeoutMs?: number;
+  lastSuccessAt?: () => number | undefined;
+}
+
+function setup(shutdownResult: () => Promise<void> = () => Promise.resolve(), timing: Timing | number = {}) {
+  const { signalTimeoutMs = 1_000, exitIdleTimeoutMs = 1_000, lastSuccessAt } = typeof timing === 'number' ? { signalTimeoutMs: timing } : timing;
   const proc = new FakeProcess();
-  const calls: Calls = { flushes: 0, shutdowns: 0, errors: [] };
+  const calls: Calls = { flushes: 0, shutdowns: 0, errors: [], undelivered: [] };
   flushOnExit(
     {
       flush: () => {
@@ -34,7 +47,10 @@ function setup(shutdownResult: () => Promise<void> = () => Promise.resolve(), si
         return shutdownResult();
       },
       signalTimeoutMs,
+      exitIdleTimeoutMs,
+      ...(lastSuccessAt === undefined ? {} : { lastSuccessAt }),
       onError: (what) => calls.errors.push(what),
+      onUndelivered: (outcome) => calls.undelivered.push(outcome),
     },
     proc,
   );
@@ -60,7 +76,7 @@ describe('flushOnExit', () => {
     proc.on('SIGTERM', () => appHandled.push('SIGTERM'));
     proc.emit('SIGTERM');
     await settle();
-    expect(calls).toEqual({ flushes: 1, shutdowns: 0, errors: [] });
+    expect(calls).toEqual({ flushes: 1, shutdowns: 0, errors: [], undelivered: [] });
     expect(proc.kills).toEqual([]);
     expect(appHandled).toEqual(['SIGTERM']);
   });
@@ -103,5 +119,60 @@ describe('flushOnExit', () => {
     finish();
     await settle();
     expect(proc.kills.map((kill) => kill.signal)).toEqual(['SIGTERM']);
+  });
+
+  it('a signal whose shutdown is given up reports the telemetry as undelivered', async () => {
+    const { proc, calls } = setup(() => new Promise(() => {}), 20);
+    proc.emit('SIGTERM');
+    await sleep(40);
+    expect(calls.undelivered).toEqual([{ waitedMs: 20 }]);
+  });
+});
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+describe('flushOnExit: a normal exit (beforeExit) is bounded', () => {
+  it('a shutdown that completes: no exit forced, nothing reported', async () => {
+    const { proc, calls } = setup(() => sleep(5), { exitIdleTimeoutMs: 30 });
+    proc.emit('beforeExit');
+    await sleep(60);
+    expect(proc.exits).toBe(0);
+    expect(calls.undelivered).toEqual([]);
+  });
+
+  it('a shutdown that stalls: reported once after the idle timeout, then the process exits', async () => {
+    const { proc, calls } = setup(() => new Promise(() => {}), { exitIdleTimeoutMs: 30 });
+    proc.emit('beforeExit');
+    await sleep(10);
+    expect(proc.exits).toBe(0);
+    await sleep(50);
+    expect(proc.exits).toBe(1);
+    expect(calls.undelivered).toHaveLength(1);
+    const waited = (calls.undelivered[0] as { waitedMs: number }).waitedMs;
+    expect(waited).toBeGreaterThanOrEqual(29);
+    expect(calls.shutdowns).toBe(1);
+  });
+
+  it('exports that keep succeeding extend the wait, up to the signal cap', async () => {
+    const { proc } = setup(() => new Promise(() => {}), {
+      exitIdleTimeoutMs: 30,
+      signalTimeoutMs: 120,
+      lastSuccessAt: () => performance.now(),
+    });
+    proc.emit('beforeExit');
+    await sleep(70);
+    expect(proc.exits, 'still making progress past the idle timeout').toBe(0);
+    await sleep(100);
+    expect(proc.exits, 'the signal cap bounds the whole wait').toBe(1);
+  });
+
+  it('a failing shutdown is reported once with its error, and the loop ends by itself', async () => {
+    const failure = new Error('connect ECONNREFUSED');
+    const { proc, calls } = setup(() => Promise.reject(failure), { exitIdleTimeoutMs: 30 });
+    proc.emit('beforeExit');
+    await sleep(60);
+    expect(calls.undelivered).toEqual([{ error: failure }]);
+    expect(calls.errors).toEqual(['shutdown']);
+    expect(proc.exits).toBe(0);
   });
 });

@@ -2,7 +2,7 @@ import type { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrum
 import type { LeaseCore } from '../lease-core';
 import type { PoolLibrary } from '../types';
 
-/** Wrapping helpers of the instrumentation (shimmer, as InstrumentationBase exposes them). */
+/** Wraps and unwraps library methods (see patcher.ts: coexists with the contrib instrumentations). */
 export interface Patcher {
   wrap<Target extends object, Name extends keyof Target>(
     target: Target,
@@ -10,6 +10,8 @@ export interface Patcher {
     wrapper: (original: Target[Name]) => Target[Name],
   ): void;
   unwrap<Target extends object>(target: Target, name: keyof Target): void;
+  /** Whether our wrapper of `target[name]` is in place, outermost or beneath another's. */
+  isPatched<Target extends object>(target: Target, name: keyof Target): boolean;
 }
 
 /** What an adapter receives: the lease core (created lazily) and the patcher. */

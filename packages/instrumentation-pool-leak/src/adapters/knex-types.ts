@@ -14,6 +14,7 @@ export interface KnexClient {
   connectionSettings?: unknown;
   queryBuilder(): object;
   raw(...args: unknown[]): object;
+  ref(...args: unknown[]): object;
   schemaBuilder(): object;
   initializePool(...args: unknown[]): unknown;
   transaction(...args: unknown[]): object;
@@ -22,6 +23,18 @@ export interface KnexClient {
 export interface KnexClientClass {
   readonly prototype: KnexClient;
 }
+
+/** `knex/lib/query/querybuilder.js`: `clone()` makes a builder with `new this.constructor(...)`. */
+export interface KnexQueryBuilder {
+  clone(): object;
+}
+
+export interface KnexQueryBuilderClass {
+  readonly prototype: KnexQueryBuilder;
+}
+
+/** `knex/lib/execution/batch-insert.js` exports this function; knex calls it with its context. */
+export type KnexBatchInsert = (this: unknown, ...args: unknown[]) => unknown;
 
 /** `knex/lib/execution/runner.js`: runs one builder, acquiring a connection if it has none. */
 export interface KnexRunner {

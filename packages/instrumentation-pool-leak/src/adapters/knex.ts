@@ -1,10 +1,10 @@
 import { InstrumentationNodeModuleFile } from '@opentelemetry/instrumentation';
 import type { LeaseCore } from '../lease-core';
-import type { CapturedStack } from '../stack';
 import type { PoolDescription } from '../tracked-pool';
 import { commonJsExports, type AdapterContext, type Patcher } from './adapter';
+import { carryingCaller, derivingCallSite, rememberingCaller, runningWithCallSite } from './call-site-hooks';
 import { serverOfConnectionString, type ServerOfUrl } from './connection-string';
-import type { KnexClient, KnexClientClass, KnexRunner, KnexRunnerClass, KnexTransaction, KnexTransactionClass } from './knex-types';
+import type { KnexBatchInsert, KnexClient, KnexClientClass, KnexQueryBuilderClass, KnexRunner, KnexRunnerClass, KnexTransactionClass } from './knex-types';
 
 const SUPPORTED_VERSIONS = ['>=1.0.0 <4'];
 /** Dialect client classes (knex 3.x; older versions have fewer), which override creation methods. */
@@ -27,38 +27,39 @@ const DB_SYSTEMS: Readonly<Record<string, string>> = {
 };
 
 /**
- * Where each query builder, raw query and transaction was created by the application. knex
- * acquires their connection a job later — `await builder` calls the builder's `then` from a
- * promise job, a transaction starts from a `then` callback — when the application's frames are
- * gone from the stack, so the tarn checkout's own stack would name only knex.
+ * Client methods that create what later runs a query: builders, raw queries (and refs, which
+ * are raw queries), schema builders, transactions. `knex(table)`, `knex.select()`, `knex.with()`
+ * and the other query-interface methods, `knex.schema`, `knex.fn.now()` and
+ * `transactionProvider()` all come through these.
  */
-const origins = new WeakMap<object, CapturedStack>();
+const CREATION_METHODS = ['queryBuilder', 'raw', 'ref', 'schemaBuilder', 'transaction'] as const;
 
-/** Client methods that create what later runs a query: builders, raw queries, transactions. */
-const CREATION_METHODS = ['queryBuilder', 'raw', 'schemaBuilder', 'transaction'] as const;
-
-/** Descriptions of the tarn pools knex created, by pool: knex knows the server, tarn does not. */
-const knexPools = new WeakMap<object, PoolDescription>();
-
-/** The description of a tarn pool that a knex client created, if it is one. */
-export function knexPoolDescription(pool: object): PoolDescription | undefined {
-  return knexPools.get(pool);
+/** The knex hooks of one instrumentation instance. */
+export interface KnexHooks {
+  readonly files: InstrumentationNodeModuleFile[];
+  /** The description of a tarn pool that a knex client of this instance created, if it is one. */
+  poolDescription(pool: object): PoolDescription | undefined;
 }
 
 /**
  * knex on top of tarn (part of the `tarn` adapter: knex's pool IS a tarn pool, which the tarn
- * adapter patches). These hooks only carry the application's call site from where a query or
- * transaction is created to where knex acquires its connection, and describe knex's pools.
+ * adapter patches). These hooks describe knex's pools and carry the application's call site
+ * from where a query or transaction is created to where knex acquires its connection: `await
+ * builder` calls the builder's `then` from a promise job, and a transaction acquires from a
+ * `then` callback, when the application's frames are gone from the stack.
  */
-export function knexModuleFiles({ core, patcher }: AdapterContext): InstrumentationNodeModuleFile[] {
-  return [
+export function knexHooks({ core, patcher }: AdapterContext): KnexHooks {
+  /** Descriptions of the tarn pools knex created, by pool: knex knows the server, tarn does not. */
+  const knexPools = new WeakMap<object, PoolDescription>();
+  const batchInsert = batchInsertHook(core);
+  const files = [
     new InstrumentationNodeModuleFile(
       'knex/lib/client.js',
       SUPPORTED_VERSIONS,
       (moduleExports: KnexClientClass) => {
         const prototype = commonJsExports(moduleExports).prototype;
         patchCreationMethods(prototype, core, patcher);
-        patcher.wrap(prototype, 'initializePool', (original) => describingPool(original));
+        patcher.wrap(prototype, 'initializePool', (original) => describingPool(original, knexPools));
         return moduleExports;
       },
       (moduleExports: KnexClientClass | undefined) => {
@@ -69,12 +70,25 @@ export function knexModuleFiles({ core, patcher }: AdapterContext): Instrumentat
       },
     ),
     new InstrumentationNodeModuleFile(
+      'knex/lib/query/querybuilder.js',
+      SUPPORTED_VERSIONS,
+      (moduleExports: KnexQueryBuilderClass) => {
+        // `new this.constructor(this.client)`: no client method sees a clone being made.
+        patcher.wrap(commonJsExports(moduleExports).prototype, 'clone', (original) => derivingCallSite(original, core));
+        return moduleExports;
+      },
+      (moduleExports: KnexQueryBuilderClass | undefined) => {
+        if (moduleExports !== undefined) patcher.unwrap(commonJsExports(moduleExports).prototype, 'clone');
+      },
+    ),
+    new InstrumentationNodeModuleFile(
       'knex/lib/execution/runner.js',
       SUPPORTED_VERSIONS,
       (moduleExports: KnexRunnerClass) => {
         const prototype = commonJsExports(moduleExports).prototype;
-        patcher.wrap(prototype, 'run', (original) => withBuilderCallSite(original, core));
-        if (typeof prototype.stream === 'function') patcher.wrap(prototype, 'stream', (original) => withBuilderCallSite(original, core));
+        const builderOf = (runner: KnexRunner) => runner.builder;
+        patcher.wrap(prototype, 'run', (original) => runningWithCallSite(original, core, builderOf));
+        if (typeof prototype.stream === 'function') patcher.wrap(prototype, 'stream', (original) => runningWithCallSite(original, core, builderOf));
         return moduleExports;
       },
       (moduleExports: KnexRunnerClass | undefined) => {
@@ -88,13 +102,14 @@ export function knexModuleFiles({ core, patcher }: AdapterContext): Instrumentat
       'knex/lib/execution/transaction.js',
       SUPPORTED_VERSIONS,
       (moduleExports: KnexTransactionClass) => {
-        patcher.wrap(commonJsExports(moduleExports).prototype, 'acquireConnection', (original) => withOwnCallSite(original, core));
+        patcher.wrap(commonJsExports(moduleExports).prototype, 'acquireConnection', (original) => runningWithCallSite(original, core));
         return moduleExports;
       },
       (moduleExports: KnexTransactionClass | undefined) => {
         if (moduleExports !== undefined) patcher.unwrap(commonJsExports(moduleExports).prototype, 'acquireConnection');
       },
     ),
+    new InstrumentationNodeModuleFile('knex/lib/execution/batch-insert.js', SUPPORTED_VERSIONS, batchInsert.patch, batchInsert.unpatch),
     ...DIALECTS.map(
       (dialect) =>
         new InstrumentationNodeModuleFile(
@@ -110,6 +125,7 @@ export function knexModuleFiles({ core, patcher }: AdapterContext): Instrumentat
         ),
     ),
   ];
+  return { files, poolDescription: (pool) => knexPools.get(pool) };
 }
 
 /**
@@ -118,7 +134,10 @@ export function knexModuleFiles({ core, patcher }: AdapterContext): Instrumentat
  */
 function patchCreationMethods(prototype: KnexClient, core: () => LeaseCore, patcher: Patcher): void {
   for (const name of CREATION_METHODS) {
-    if (Object.prototype.hasOwnProperty.call(prototype, name)) patcher.wrap(prototype, name, (original) => rememberingCallSite(original, core));
+    if (Object.prototype.hasOwnProperty.call(prototype, name)) {
+      // A transaction's client runs everything on the transaction's connection: no checkout follows.
+      patcher.wrap(prototype, name, (original) => rememberingCaller(original, core, (client: KnexClient) => client.transacting === true));
+    }
   }
 }
 
@@ -126,39 +145,41 @@ function unpatchCreationMethods(prototype: KnexClient, patcher: Patcher): void {
   for (const name of CREATION_METHODS) if (Object.prototype.hasOwnProperty.call(prototype, name)) patcher.unwrap(prototype, name);
 }
 
-/** Creates the builder (or transaction) and remembers the application's stack for it. */
-function rememberingCallSite<Args extends unknown[]>(
-  original: (this: KnexClient, ...args: Args) => object,
-  core: () => LeaseCore,
-): (this: KnexClient, ...args: Args) => object {
-  return function createWithCallSite(this: KnexClient, ...args: Args): object {
-    const created = original.apply(this, args);
-    // A transaction's client runs everything on the transaction's connection: no checkout follows.
-    if (this.transacting === true) return created;
-    const callSite = core().captureCallSite(createWithCallSite);
-    if (callSite !== undefined && typeof created === 'object' && created !== null) origins.set(created, callSite);
-    return created;
+/**
+ * `knex.batchInsert()` opens its transaction a timer tick later, from knex's own frames. knex
+ * keeps the function `lib/execution/batch-insert.js` exports in a closure, so the hook hands
+ * knex a stand-in that runs the call with the application's call site: the transaction made
+ * under it takes that call site (the OpenTelemetry context carries it through the timer). After
+ * `disable()` the stand-in stays in knex's closure and calls knex's function straight through.
+ */
+function batchInsertHook(core: () => LeaseCore) {
+  let enabled = false;
+  const standIns = new WeakMap<KnexBatchInsert, KnexBatchInsert>();
+  const standInFor = (original: KnexBatchInsert): KnexBatchInsert => {
+    const carried = carryingCaller(original, core);
+    return function batchInsert(this: unknown, ...args: unknown[]): unknown {
+      return (enabled ? carried : original).apply(this, args);
+    };
   };
-}
-
-/** Runs the runner with its builder's remembered call site, for the checkout it starts. */
-function withBuilderCallSite(original: (this: KnexRunner, ...args: unknown[]) => unknown, core: () => LeaseCore) {
-  return function runWithCallSite(this: KnexRunner, ...args: unknown[]): unknown {
-    const builder: unknown = this.builder;
-    const callSite = typeof builder === 'object' && builder !== null ? origins.get(builder) : undefined;
-    return core().withCallSite(callSite, () => original.apply(this, args));
-  };
-}
-
-/** Runs the transaction's acquire with the call site remembered when it was created. */
-function withOwnCallSite(original: (this: KnexTransaction, ...args: unknown[]) => unknown, core: () => LeaseCore) {
-  return function acquireWithCallSite(this: KnexTransaction, ...args: unknown[]): unknown {
-    return core().withCallSite(origins.get(this), () => original.apply(this, args));
+  return {
+    patch(moduleExports: KnexBatchInsert): KnexBatchInsert {
+      enabled = true;
+      if (typeof moduleExports !== 'function') return moduleExports;
+      let standIn = standIns.get(moduleExports);
+      if (standIn === undefined) {
+        standIn = standInFor(moduleExports);
+        standIns.set(moduleExports, standIn);
+      }
+      return standIn;
+    },
+    unpatch(): void {
+      enabled = false;
+    },
   };
 }
 
 /** After knex built its own tarn pool: that pool's server, database and system, from knex. */
-function describingPool(original: (this: KnexClient, ...args: unknown[]) => unknown) {
+function describingPool(original: (this: KnexClient, ...args: unknown[]) => unknown, knexPools: WeakMap<object, PoolDescription>) {
   return function initializePool(this: KnexClient, ...args: unknown[]): unknown {
     const result = original.apply(this, args);
     try {

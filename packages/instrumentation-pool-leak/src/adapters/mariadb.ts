@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { context, diag } from '@opentelemetry/api';
-import { InstrumentationNodeModuleDefinition, InstrumentationNodeModuleFile, isWrapped } from '@opentelemetry/instrumentation';
+import { InstrumentationNodeModuleDefinition, InstrumentationNodeModuleFile } from '@opentelemetry/instrumentation';
 import { DB_SYSTEM_NAME_VALUE_MARIADB } from '@opentelemetry/semantic-conventions';
 import type { Lease } from '../lease';
 import type { LeaseCore, PoolProbe } from '../lease-core';
@@ -121,7 +121,7 @@ class ConnectorPatches {
     const classes = classesOf(entry);
     if (classes === undefined) return;
     this.patchPool(classes.pool);
-    if (flavour === 'callback' && !isWrapped(classes.frontEnd.getConnection)) {
+    if (flavour === 'callback' && !this.patcher.isPatched(classes.frontEnd, 'getConnection')) {
       const frontEnd = classes.frontEnd as { getConnection: MariaDbCallbackGetConnection };
       this.patcher.wrap(frontEnd, 'getConnection', (original) => this.wrapCallbackGetConnection(original));
     }
@@ -139,7 +139,7 @@ class ConnectorPatches {
   }
 
   private patchPool(pool: MariaDbInternalPool): void {
-    if (isWrapped(pool.getConnection)) return;
+    if (this.patcher.isPatched(pool, 'getConnection')) return;
     const { core, patcher } = this;
     const onGrant = (connection: MariaDbConnection) => this.patchConnectionClass(connection);
     patcher.wrap(pool, 'getConnection', (original) => wrapGetConnection(original, core, onGrant));
@@ -155,7 +155,7 @@ class ConnectorPatches {
       if (prototype === null || this.connectionPrototypes.has(prototype)) return;
       this.connectionPrototypes.add(prototype);
       for (const name of STATEMENT_METHODS) {
-        if (typeof prototype[name] === 'function' && !isWrapped(prototype[name])) {
+        if (typeof prototype[name] === 'function' && !this.patcher.isPatched(prototype, name)) {
           this.patcher.wrap(prototype, name, (original) => wrapStatement(original, this.core));
         }
       }
@@ -169,7 +169,7 @@ class ConnectorPatches {
     const connectionClass = (connection as { constructor?: MariaDbConnectionCallbackClass }).constructor;
     if (connectionClass === undefined || this.connectionCallbackClasses.has(connectionClass)) return;
     this.connectionCallbackClasses.add(connectionClass);
-    if (typeof connectionClass._QUERY_CMD !== 'function' || isWrapped(connectionClass._QUERY_CMD)) return;
+    if (typeof connectionClass._QUERY_CMD !== 'function' || this.patcher.isPatched(connectionClass, '_QUERY_CMD')) return;
     try {
       this.patcher.wrap(connectionClass, '_QUERY_CMD', (original) => wrapQueryCommand(original, this.core));
     } catch (error) {
@@ -417,6 +417,5 @@ function endQuietly(pool: unknown): void {
 }
 
 function unwrapAll<Target extends object>(patcher: Patcher, target: Target, names: readonly string[]): void {
-  const methods = target as unknown as Record<string, unknown>;
-  for (const name of names) if (isWrapped(methods[name])) patcher.unwrap(target, name as keyof Target);
+  for (const name of names) patcher.unwrap(target, name as keyof Target);
 }

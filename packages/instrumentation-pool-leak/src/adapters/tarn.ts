@@ -1,7 +1,8 @@
 import { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
-import { knexModuleFiles, knexPoolDescription } from './knex';
+import { knexHooks } from './knex';
 import type { Lease } from '../lease';
 import type { LeaseCore, PoolProbe } from '../lease-core';
+import type { PoolDescription } from '../tracked-pool';
 import { commonJsExports, type AdapterContext, type PoolAdapter } from './adapter';
 import type { TarnModule, TarnPendingOperation, TarnPool } from './tarn-types';
 
@@ -19,16 +20,18 @@ export const tarnAdapter: PoolAdapter = {
   library: 'tarn',
   moduleDefinitions(adapterContext: AdapterContext) {
     const { core, patcher } = adapterContext;
+    const knex = knexHooks(adapterContext);
+    const probe = tarnProbe(knex.poolDescription);
     return [
       // knex's pool is a tarn pool: these only carry the call site and describe the server.
-      new InstrumentationNodeModuleDefinition('knex', ['>=1.0.0 <4'], undefined, undefined, knexModuleFiles(adapterContext)),
+      new InstrumentationNodeModuleDefinition('knex', ['>=1.0.0 <4'], undefined, undefined, knex.files),
       new InstrumentationNodeModuleDefinition(
         'tarn',
         SUPPORTED_VERSIONS,
         (moduleExports: TarnModule) => {
           const tarn = commonJsExports(moduleExports);
           if (typeof tarn.TimeoutError === 'function') timeoutErrorClasses.add(tarn.TimeoutError);
-          patcher.wrap(tarn.Pool.prototype, 'acquire', (original) => wrapAcquire(original, core));
+          patcher.wrap(tarn.Pool.prototype, 'acquire', (original) => wrapAcquire(original, core, probe));
           patcher.wrap(tarn.Pool.prototype, 'release', (original) => wrapRelease(original, core));
           return moduleExports;
         },
@@ -49,7 +52,8 @@ export const tarnAdapter: PoolAdapter = {
  */
 const timeoutErrorClasses = new WeakSet<Function>();
 
-const tarnProbe: PoolProbe<TarnPool> = {
+/** One probe per instrumentation instance: the pools knex described are that instance's. */
+const tarnProbe = (knexPoolDescription: (pool: object) => PoolDescription | undefined): PoolProbe<TarnPool> => ({
   describe: (pool) => ({ ...(knexPoolDescription(pool) ?? { library: 'tarn' }), maxConnections: pool.max }),
   pendingAhead(pool) {
     const pending = pool.numPendingAcquires();
@@ -58,11 +62,11 @@ const tarnProbe: PoolProbe<TarnPool> = {
   },
   stats: (pool) => ({ idle: pool.numFree(), used: pool.numUsed(), pending: pool.numPendingAcquires(), max: pool.max }),
   isTimeout: (error) => error instanceof Error && timeoutErrorClasses.has(error.constructor),
-};
+});
 
-function wrapAcquire(original: TarnPool['acquire'], core: () => LeaseCore): TarnPool['acquire'] {
+function wrapAcquire(original: TarnPool['acquire'], core: () => LeaseCore, probe: PoolProbe<TarnPool>): TarnPool['acquire'] {
   return function acquire(this: TarnPool) {
-    const lease = core().checkout(this, tarnProbe, acquire);
+    const lease = core().checkout(this, probe, acquire);
     if (lease === undefined) return original.apply(this, arguments as unknown as []);
     let operation: TarnPendingOperation;
     try {

@@ -4,7 +4,7 @@
 // unhandled rejections), and every checkout span of the instrumented run ends exactly once.
 //
 // The baseline is the very same module with the instrumentation disabled: disable() puts the
-// library's own acquire/release/destroy back on Pool.prototype (asserted with isWrapped before
+// library's own acquire/release/destroy back on Pool.prototype (asserted with isPatchedByPoolLeak before
 // each baseline run), and every run builds a fresh pool, so nothing of the instrumentation reaches
 // the baseline. (A second copy of generic-pool loaded for the baseline would be patched by the
 // same require hook, and would only compare two instances of identical code.)

@@ -5,6 +5,10 @@ import { SpanStatusCode } from '@opentelemetry/api';
 import { isWrapped } from '@opentelemetry/instrumentation';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import type { Knex } from 'knex';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { requireLibrary, tick, unhandledRejectionsDuring } from '../support/in-memory-resources';
 import { loadPg, postgresConfig } from '../support/pg';
@@ -34,6 +38,13 @@ const checkouts = (): ReadableSpan[] => tracing.spansNamed(CHECKOUT);
 const onlyCheckout = (): ReadableSpan => tracing.onlySpanNamed(CHECKOUT);
 
 const openLeaseCount = tracing.openLeaseCount;
+
+/** The one checkout span under the request span named `name`. */
+function onlyChildOf(name: string): ReadableSpan {
+  const spans = childOf(checkouts(), request(name));
+  expect(spans).toHaveLength(1);
+  return spans[0]!;
+}
 
 function request(name: string): ReadableSpan {
   const [span] = tracing.spansNamed(name);
@@ -139,6 +150,132 @@ describe('queries and transactions', () => {
   });
 });
 
+describe('call sites carried from where the query was built (#10)', () => {
+  // A dependency that clones a builder from a timer callback, as a library's queue would: no
+  // application frame is on the stack there (not even an async one, as in a promise job that
+  // the application awaits), so the clone keeps the call site of the builder it came from.
+  const root = mkdtempSync(join(tmpdir(), 'pool-leak-knex-'));
+  const libraryDir = join(root, 'node_modules', 'clone-later');
+  mkdirSync(libraryDir, { recursive: true });
+  writeFileSync(
+    join(libraryDir, 'index.js'),
+    'exports.cloneLater = (builder) => new Promise((resolve) => setImmediate(() => resolve([builder.clone()])));\n',
+  );
+  const library = createRequire(join(root, 'app.js'))('clone-later') as { cloneLater<T>(builder: T): Promise<[T]> };
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it('builder.clone() awaited directly: the line that cloned it', async () => {
+    const db = newKnex();
+    const tables = db('pg_catalog.pg_tables').select(db.raw('count(*)::int as n'));
+    async function countCatalogTables() {
+      return await tables.clone().where('schemaname', 'pg_catalog'); // line:clone
+    }
+    const rows = await tracing.inRequest('GET /catalog', countCatalogTables);
+    expect(rows[0].n).toBeGreaterThan(0);
+    expectApplicationCallSite(onlyCheckout(), 'countCatalogTables', 'clone');
+  });
+
+  it('a clone a library makes in a later job keeps the call site of the builder it came from', async () => {
+    const db = newKnex();
+    function buildTablesQuery() {
+      return db('pg_catalog.pg_tables').select(db.raw('count(*)::int as n')); // line:clone-source
+    }
+    const [copy] = await library.cloneLater(buildTablesQuery());
+    const rows = await tracing.inRequest('GET /copy', async () => await copy);
+    expect(rows[0].n).toBeGreaterThan(0);
+    expectApplicationCallSite(onlyCheckout(), 'buildTablesQuery', 'clone-source');
+  });
+
+  it('two functions awaiting the same kind of builder: each names its own function and line', async () => {
+    const db = newKnex();
+    async function findCatalogTables() {
+      return await db('pg_catalog.pg_tables').where('schemaname', 'pg_catalog').count(); // line:catalog
+    }
+    async function findInformationTables() {
+      return await db('pg_catalog.pg_tables').where('schemaname', 'information_schema').count(); // line:information
+    }
+    await tracing.inRequest('GET /catalog', findCatalogTables);
+    await tracing.inRequest('GET /information', findInformationTables);
+    expectApplicationCallSite(onlyChildOf('GET /catalog'), 'findCatalogTables', 'catalog');
+    expectApplicationCallSite(onlyChildOf('GET /information'), 'findInformationTables', 'information');
+  });
+
+  it('a builder built at start-up and awaited later from a request names where it was built', async () => {
+    const db = newKnex();
+    function prepareQueries() {
+      return { answer: db.raw('select 42 as answer') }; // line:startup
+    }
+    const queries = prepareQueries();
+    async function handleAnswer() {
+      return (await queries.answer).rows;
+    }
+    expect(await tracing.inRequest('GET /answer', handleAnswer)).toEqual([{ answer: 42 }]);
+    const span = onlyChildOf('GET /answer');
+    expectApplicationCallSite(span, 'prepareQueries', 'startup');
+  });
+
+  it('knex.with(), knex.schema and transactionProvider(): the application line of each', async () => {
+    const db = newKnex();
+    async function withQuery() {
+      return await db.with('numbers', db.raw('select 1 as n')).select('n').from('numbers'); // line:with
+    }
+    async function schemaQuery() {
+      return await db.schema.hasTable('pg_tables'); // line:schema
+    }
+    const provider = db.transactionProvider();
+    async function providedTransaction() {
+      const trx = await provider(); // line:provider
+      await trx.raw('select 1');
+      await trx.commit();
+      await trx.executionPromise;
+    }
+    await tracing.inRequest('GET /with', withQuery);
+    await tracing.inRequest('GET /schema', schemaQuery);
+    await tracing.inRequest('POST /provided', providedTransaction);
+    await tick();
+    expectApplicationCallSite(onlyChildOf('GET /with'), 'withQuery', 'with');
+    expectApplicationCallSite(onlyChildOf('GET /schema'), 'schemaQuery', 'schema');
+    expectApplicationCallSite(onlyChildOf('POST /provided'), 'providedTransaction', 'provider');
+  });
+
+  it('knex.batchInsert(): its transaction, opened a timer tick later, names the application line', async () => {
+    const db = newKnex();
+    await db.raw('drop table if exists knex_carrier_batch; create table knex_carrier_batch (id int)');
+    tracing.exporter.reset();
+    // Not awaited here: no async frame of this function is on the stack when knex opens it.
+    function importRows() {
+      return db.batchInsert('knex_carrier_batch', [{ id: 1 }, { id: 2 }, { id: 3 }], 2).then(() => 'imported'); // line:batch
+    }
+    expect(await tracing.inRequest('POST /import', importRows)).toBe('imported');
+    await tick();
+    expect((await db('knex_carrier_batch').count<{ count: string }[]>())[0]?.count).toBe('3');
+    expectApplicationCallSite(onlyChildOf('POST /import'), 'importRows', 'batch');
+    await db.raw('drop table knex_carrier_batch');
+  });
+
+  it('inside a transaction body, the application\'s own checkouts name their own lines', async () => {
+    const db = newKnex({ max: 3 });
+    let direct: unknown;
+    function auditTransfer() {
+      return db.transaction(async (trx) => { // line:outer-transaction
+        await trx.raw('select 1');
+        await db.raw('select 2'); // line:inside-query
+        direct = await db.client.acquireConnection(); // line:inside-acquire
+        await db.client.releaseConnection(direct);
+      });
+    }
+    await tracing.inRequest('POST /audit', auditTransfer);
+    const spans = childOf(checkouts(), request('POST /audit'));
+    expect(spans).toHaveLength(3);
+    // The body is an anonymous arrow function: its checkouts have a line but no function name.
+    const lines = spans.map((span) => span.attributes['code.line.number']).sort();
+    expect(lines).toEqual(['outer-transaction', 'inside-query', 'inside-acquire'].map((line) => lineOf(import.meta.url, line)).sort());
+    for (const span of spans) expect(String(span.attributes['code.file.path'])).toMatch(new RegExp(`${THIS_FILE}$`));
+    const transaction = spans.find((span) => span.attributes['code.line.number'] === lineOf(import.meta.url, 'outer-transaction'));
+    expect(transaction?.attributes['code.function.name']).toBe('auditTransfer');
+  });
+});
+
 describe('failures', () => {
   it('acquire timeout: knex\'s own error to the application; the span fails and names the holder (#6)', async () => {
     const db = newKnex({ max: 1 }, { acquireConnectionTimeout: 200 });
@@ -146,20 +283,25 @@ describe('failures', () => {
       return db.client.acquireConnection() as Promise<unknown>; // line:hold
     }
     const held = await holdForReport();
-    const error = await db.raw('select 1').then(
-      () => undefined,
-      (failure: unknown) => failure as Error,
-    );
-    expect(error?.name).toBe('KnexTimeoutError');
-    expect(error?.message).toBe(KNEX_TIMEOUT);
-    const failed = checkouts().find((span) => span.status.code === SpanStatusCode.ERROR)!;
-    expect(failed.status.message).toBe('operation timed out for an unknown reason');
-    const exhausted = eventNamed(failed, 'pool.exhausted')?.attributes ?? {};
-    const holders = exhausted['pool.holders'] as string[];
-    expect(holders).toHaveLength(1);
-    expect(holders[0]).toMatch(new RegExp(`^holdForReport \\(.*${THIS_FILE}:${lineOf(import.meta.url, 'hold')}\\) held \\d+ ms$`));
-    expect(exhausted['db.client.connection.max']).toBe(1);
-    await db.client.releaseConnection(held);
+    try {
+      const error = await db.raw('select 1').then(
+        () => undefined,
+        (failure: unknown) => failure as Error,
+      );
+      expect(error?.name).toBe('KnexTimeoutError');
+      expect(error?.message).toBe(KNEX_TIMEOUT);
+      const failed = checkouts().find((span) => span.status.code === SpanStatusCode.ERROR)!;
+      expect(failed.status.message).toBe('operation timed out for an unknown reason');
+      const exhausted = eventNamed(failed, 'pool.exhausted')?.attributes ?? {};
+      const holders = exhausted['pool.holders'] as string[];
+      expect(holders).toHaveLength(1);
+      // The holder's call path (#10): innermost the function that took the connection.
+      expect(holders[0]).toMatch(new RegExp(`^holdForReport \\(.*${THIS_FILE}:${lineOf(import.meta.url, 'hold')}\\)( ← .*)? held \\d+ ms$`));
+      expect(exhausted['db.client.connection.max']).toBe(1);
+    } finally {
+      // Released even when an assertion fails: afterEach's destroy() waits for every connection.
+      await db.client.releaseConnection(held);
+    }
   });
 
   it('pg_terminate_backend of a leased connection: the transaction fails, every span ends, no unhandled rejection', async () => {
@@ -240,12 +382,15 @@ describe('foreign context through the driver (#6)', () => {
 });
 
 describe('disable()', () => {
-  it('restores knex own creation, run and acquire methods; enable() puts the hooks back', () => {
+  it('restores knex own creation, clone, run and acquire methods; enable() puts the hooks back', () => {
     const Client = requireLibrary<{ prototype: Record<string, unknown> }>('knex/lib/client.js');
     const PgClient = requireLibrary<{ prototype: Record<string, unknown> }>('knex/lib/dialects/postgres/index.js');
     const Runner = requireLibrary<{ prototype: Record<string, unknown> }>('knex/lib/execution/runner.js');
     const Transaction = requireLibrary<{ prototype: Record<string, unknown> }>('knex/lib/execution/transaction.js');
+    const QueryBuilder = requireLibrary<{ prototype: Record<string, unknown> }>('knex/lib/query/querybuilder.js');
     const hooked = () => [
+      isWrapped(QueryBuilder.prototype['clone']),
+      isWrapped(Client.prototype['ref']),
       isWrapped(Client.prototype['raw']),
       isWrapped(Client.prototype['initializePool']),
       isWrapped(PgClient.prototype['queryBuilder']),
@@ -253,13 +398,13 @@ describe('disable()', () => {
       isWrapped(Runner.prototype['run']),
       isWrapped(Transaction.prototype['acquireConnection']),
     ];
-    expect(hooked()).toEqual([true, true, true, true, true, true]);
+    expect(hooked()).toEqual([true, true, true, true, true, true, true, true]);
     tracing.instrumentation.disable();
     try {
-      expect(hooked()).toEqual([false, false, false, false, false, false]);
+      expect(hooked()).toEqual([false, false, false, false, false, false, false, false]);
     } finally {
       tracing.instrumentation.enable();
     }
-    expect(hooked()).toEqual([true, true, true, true, true, true]);
+    expect(hooked()).toEqual([true, true, true, true, true, true, true, true]);
   });
 });

@@ -1,6 +1,6 @@
 // pg-pool adapter against a real PostgreSQL (started by test/setup/postgres.ts) and the real SDK.
 import { context, SpanStatusCode, trace } from '@opentelemetry/api';
-import { isWrapped } from '@opentelemetry/instrumentation';
+import { isPatchedByPoolLeak } from '../../src/patcher';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { setupTracing } from '../support/tracing';
@@ -127,7 +127,7 @@ describe('stack and call site', () => {
     expect(stack).not.toMatch(/instrumentation-pool-leak[/\\]src/);
   });
 
-  it('caps the stack at the configured frame count under a deep recursive caller', async () => {
+  it('a deep recursive caller: the first window by default, the stack capped at the frame count with fullStacks', async () => {
     const pool = newPool();
     async function descend(depth: number): Promise<void> {
       if (depth === 0) {
@@ -137,8 +137,24 @@ describe('stack and call site', () => {
       }
       await descend(depth - 1);
     }
-    // The connect() call happens synchronously inside 80 nested descend() frames.
+    // The connect() call happens synchronously inside 80 nested descend() frames. By default
+    // only the first window is captured: it already holds the 3-frame call path.
     await descend(80);
+    const windowed = onlyCheckout();
+    expect(String(windowed.attributes['code.stacktrace']).split('\n').every((frame) => frame.includes('descend'))).toBe(true);
+    expect(String(windowed.attributes['pool.call_path']).split(' ← ').map((entry) => entry.split(' ')[0])).toEqual([
+      'descend',
+      'descend',
+      'descend',
+    ]);
+    // fullStacks: the whole stack, capped at stackFrames (50).
+    tracing.exporter.reset();
+    tracing.instrumentation.setConfig({ fullStacks: true });
+    try {
+      await descend(80);
+    } finally {
+      tracing.instrumentation.setConfig({});
+    }
     const stack = String(onlyCheckout().attributes['code.stacktrace']);
     const frames = stack.split('\n');
     expect(frames).toHaveLength(50);
@@ -295,17 +311,17 @@ describe('no secrets in telemetry', () => {
 describe('disable and enable', () => {
   it('disable() restores pg-pool; enable() patches again', async () => {
     const Pool = Object.getPrototypeOf(pg.Pool.prototype).constructor as { prototype: { connect: unknown } };
-    expect(isWrapped(Pool.prototype.connect)).toBe(true);
+    expect(isPatchedByPoolLeak(Pool.prototype.connect)).toBe(true);
     tracing.instrumentation.disable();
     try {
-      expect(isWrapped(Pool.prototype.connect)).toBe(false);
+      expect(isPatchedByPoolLeak(Pool.prototype.connect)).toBe(false);
       const pool = newPool();
       await pool.query('SELECT 1');
       expect(checkouts()).toHaveLength(0);
     } finally {
       tracing.instrumentation.enable();
     }
-    expect(isWrapped(Pool.prototype.connect)).toBe(true);
+    expect(isPatchedByPoolLeak(Pool.prototype.connect)).toBe(true);
     const pool = newPool();
     await pool.query('SELECT 1');
     expect(checkouts()).toHaveLength(1);

@@ -1,7 +1,7 @@
 // What an application sees of a pool, written down in order, for the equivalence property tests:
 // the same operations run once without and once with the instrumentation must write the same
 // lines.
-import { isWrapped } from '@opentelemetry/instrumentation';
+import { isPatchedByPoolLeak } from '../../src/patcher';
 import fc from 'fast-check';
 import { expect } from 'vitest';
 import { delay, describeError, describeValue, diagMessagesDuring, flushMicrotasks, settledCount, tick, watchRejections } from './in-memory-resources';
@@ -140,7 +140,7 @@ export async function assertSameWithAndWithoutInstrumentation<Operation>(subject
   const baselineRun = async (operations: readonly Operation[]) => {
     tracing.instrumentation.disable();
     try {
-      expect(isWrapped(subject.patchedMethod())).toBe(false);
+      expect(isPatchedByPoolLeak(subject.patchedMethod())).toBe(false);
       return await subject.run(operations);
     } finally {
       tracing.instrumentation.enable();
@@ -152,7 +152,7 @@ export async function assertSameWithAndWithoutInstrumentation<Operation>(subject
       // it can show up in this one.
       expect(await settledCount(tracing.openLeaseCount, SETTLE_LIMIT_MS)).toBe(0);
       const baseline = await baselineRun(operations);
-      expect(isWrapped(subject.patchedMethod())).toBe(true);
+      expect(isPatchedByPoolLeak(subject.patchedMethod())).toBe(true);
       tracing.exporter.reset();
       let instrumented: { readonly transcript: Transcript; readonly acquires: number } | undefined;
       const diagMessages = await diagMessagesDuring(async () => {
