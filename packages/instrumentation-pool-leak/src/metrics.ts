@@ -155,9 +155,8 @@ export class CallSiteAttributes {
 
   of(poolName: string, stack: CallPathOf | undefined): Attributes {
     const callSite = stack?.callSite;
-    // The call path starts with the call site's function, file and line; the column and the
-    // outer frames make the rest of the key.
-    const key = `${poolName}\u0000${callSite?.functionName ?? ''}\u0000${callSite?.filePath ?? ''}\u0000${callSite?.line ?? ''}\u0000${stack?.callPath ?? ''}`;
+    // The call path names the call site (its first frame) and the callers after it: it is the key.
+    const key = `${poolName}\u0000${stack?.callPath ?? ''}`;
     const known = this.known.get(key);
     if (known !== undefined) return known;
     if (this.known.size >= this.max || callSite === undefined) {

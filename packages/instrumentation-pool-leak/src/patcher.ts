@@ -17,15 +17,15 @@ export function isPatchedByPoolLeak(fn: unknown): boolean {
   return typeof fn === 'function' && POOL_LEAK_ORIGINAL in fn;
 }
 
-/** What our wrapper calls: the method it replaced, or what lies beneath once that unwrapped. */
-interface Link {
-  next: Function;
-}
-
+/** Our wrapper of one method, and what it wraps. */
 interface Installed {
-  readonly link: Link;
+  /** The method our wrapper calls (what was there when it was built). */
+  readonly next: Function;
   readonly wrapped: Function;
 }
+
+/** The adapter's wrapper factory, as the patcher stores it to wrap again. */
+type WrapperFactory = (original: Function) => unknown;
 
 /**
  * Wraps library methods so that this instrumentation and the contrib ones can patch the same
@@ -37,10 +37,11 @@ interface Installed {
  * remove each other. Therefore:
  *
  * - we never take off another's wrapper: ours goes on top of whatever is there;
- * - our wrapper calls what it wrapped through a link that can be re-pointed, and its shimmer
- *   `__unwrap` re-points the link past the wrapper beneath instead of removing ours: an
- *   instrumentation that unwraps (or re-wraps) while ours is on top takes off its own wrapper
- *   and leaves ours in place;
+ * - our wrapper carries shimmer's markers, and its `__unwrap` (which shimmer calls on the function
+ *   on top when an instrumentation unwraps or re-wraps; contrib ones patch some methods twice and
+ *   rely on "isWrapped → _unwrap → _wrap" to stay single) takes out the shimmer wrapper directly
+ *   beneath ours — by wrapping what lies beneath that one afresh — never ours. Our wrapper calls
+ *   the method it wrapped directly: nothing is added to a call;
  * - unwrapping ours restores the method only while ours is outermost. With another wrapper around
  *   it, removing ours would remove theirs: ours stays in their chain and passes through, because
  *   a stopped lease core starts no lease. Enabling again re-uses it instead of stacking another.
@@ -55,6 +56,32 @@ export function createPatcher(onError: (where: string, error: unknown) => void):
     return current === entry.wrapped || chainHolds(current, entry.wrapped);
   };
 
+  /** Puts our wrapper of `next` on `target[name]`. */
+  const install = (target: object, name: PropertyKey, next: Function, wrapper: WrapperFactory): void => {
+    const wrapped = wrapper(next);
+    // A factory that hands back the method itself wraps nothing: leave the method unmarked.
+    if (typeof wrapped !== 'function' || wrapped === next) return;
+    Object.defineProperty(wrapped, POOL_LEAK_ORIGINAL, { configurable: true, value: true });
+    Object.defineProperty(wrapped, SHIMMER_WRAPPED, { configurable: true, value: true });
+    Object.defineProperty(wrapped, SHIMMER_ORIGINAL, { configurable: true, value: next });
+    Object.defineProperty(wrapped, SHIMMER_UNWRAP, {
+      configurable: true,
+      value: () => {
+        try {
+          const beneath = (next as unknown as Record<string, unknown>)[SHIMMER_ORIGINAL];
+          const current: unknown = (target as Record<PropertyKey, unknown>)[name];
+          if (typeof beneath === 'function' && current === wrapped) install(target, name, beneath, wrapper);
+        } catch (error) {
+          onError(`unwrap beneath ${String(name)}`, error);
+        }
+      },
+    });
+    defineMethod(target, name, wrapped);
+    let methods = installed.get(target);
+    if (methods === undefined) installed.set(target, (methods = new Map()));
+    methods.set(name, { next, wrapped });
+  };
+
   return {
     wrap(target, name, wrapper) {
       try {
@@ -62,14 +89,7 @@ export function createPatcher(onError: (where: string, error: unknown) => void):
         if (typeof current !== 'function') return;
         const entry = entryOf(target, name);
         if (entry !== undefined && inPlace(target, name, entry)) return;
-        const link: Link = { next: current };
-        const wrapped = wrapper(forwarderTo(link) as (typeof target)[typeof name]) as unknown;
-        if (typeof wrapped !== 'function') return;
-        markAsOurs(wrapped, link);
-        defineMethod(target, name, wrapped);
-        let methods = installed.get(target);
-        if (methods === undefined) installed.set(target, (methods = new Map()));
-        methods.set(name, { link, wrapped });
+        install(target, name, current, wrapper as unknown as WrapperFactory);
       } catch (error) {
         onError(`wrap ${String(name)}`, error);
       }
@@ -79,7 +99,7 @@ export function createPatcher(onError: (where: string, error: unknown) => void):
       try {
         const entry = entryOf(target, name);
         if (entry === undefined || target[name] !== entry.wrapped) return;
-        defineMethod(target, name, entry.link.next);
+        defineMethod(target, name, entry.next);
         installed.get(target)?.delete(name);
       } catch (error) {
         onError(`unwrap ${String(name)}`, error);
@@ -90,37 +110,6 @@ export function createPatcher(onError: (where: string, error: unknown) => void):
       const entry = entryOf(target, name);
       return entry !== undefined && inPlace(target, name, entry);
     },
-  };
-}
-
-/**
- * Our marker, and shimmer's: `__original` is what the wrapper calls now, and `__unwrap` — which
- * shimmer calls on the function on top when an instrumentation unwraps or re-wraps (contrib ones
- * patch some methods twice and rely on "isWrapped → _unwrap → _wrap" to stay single) — takes the
- * shimmer wrapper directly beneath ours out of the chain, never ours.
- */
-function markAsOurs(wrapped: Function, link: Link): void {
-  Object.defineProperty(wrapped, POOL_LEAK_ORIGINAL, { configurable: true, value: true });
-  Object.defineProperty(wrapped, SHIMMER_WRAPPED, { configurable: true, value: true });
-  Object.defineProperty(wrapped, SHIMMER_ORIGINAL, { configurable: true, get: () => link.next });
-  Object.defineProperty(wrapped, SHIMMER_UNWRAP, {
-    configurable: true,
-    value: () => {
-      const beneath = (link.next as unknown as Record<string, unknown>)[SHIMMER_ORIGINAL];
-      if (typeof beneath === 'function') link.next = beneath;
-    },
-  });
-}
-
-/**
- * Calls what the link points to now, as a method or a constructor. Runs after our wrapper has
- * captured its stack, so it adds no frame to any captured stack.
- */
-function forwarderTo(link: Link): Function {
-  return function forward(this: unknown, ...args: unknown[]): unknown {
-    if (new.target === undefined) return Reflect.apply(link.next, this, args);
-    // `new forward()` builds what the wrapped constructor builds; a subclass keeps its own.
-    return Reflect.construct(link.next, args, new.target === forward ? link.next : new.target);
   };
 }
 

@@ -1,5 +1,6 @@
 import type { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
 import type { LeaseCore } from '../lease-core';
+import type { CapturedStack } from '../stack';
 import type { PoolLibrary } from '../types';
 import type { AdapterContext } from './adapter';
 
@@ -73,18 +74,7 @@ export function runningWithCallSite<This, Args extends unknown[], Result>(
   ownerOf: (self: This) => unknown = (self) => self,
 ): Method<This, Args, Result> {
   return function runWithCallSite(this: This, ...args: Args): Result {
-    let carried: { run: () => Result } | undefined;
-    try {
-      const callSites = core().callSites;
-      const site = callSites.siteOf(ownerOf(this));
-      if (site !== undefined) {
-        const callerArgs = args.map((arg) => (typeof arg === 'function' ? callSites.callerSide(arg as () => unknown) : arg)) as Args;
-        carried = { run: () => callSites.run(site, () => original.apply(this, callerArgs)) };
-      }
-    } catch (error) {
-      reportFrom(core, 'carry call site', error);
-    }
-    return carried === undefined ? original.apply(this, args) : carried.run();
+    return runCarried(core, original, this, args, (leaseCore) => leaseCore.callSites.siteOf(ownerOf(this)));
   };
 }
 
@@ -99,20 +89,38 @@ export function carryingCaller<This, Args extends unknown[], Result>(
   core: () => LeaseCore,
 ): Method<This, Args, Result> {
   return function callWithCallSite(this: This, ...args: Args): Result {
-    let carried: { run: () => Result } | undefined;
-    try {
-      const leaseCore = core();
+    return runCarried(core, original, this, args, (leaseCore) => {
       const site = leaseCore.captureCallSite(callWithCallSite);
-      if (site?.callSite !== undefined) {
-        const callSites = leaseCore.callSites;
-        const callerArgs = args.map((arg) => (typeof arg === 'function' ? callSites.callerSide(arg as () => unknown) : arg)) as Args;
-        carried = { run: () => callSites.run(site, () => original.apply(this, callerArgs)) };
-      }
-    } catch (error) {
-      reportFrom(core, 'carry call site', error);
-    }
-    return carried === undefined ? original.apply(this, args) : carried.run();
+      return site?.callSite !== undefined ? site : undefined;
+    });
   };
+}
+
+/**
+ * Calls `original` with the call site `siteFor` names carried (function arguments on the
+ * caller's side), or plainly when there is none or finding it failed: the one way a hook runs
+ * a carried library call.
+ */
+function runCarried<This, Args extends unknown[], Result>(
+  core: () => LeaseCore,
+  original: Method<This, Args, Result>,
+  self: This,
+  args: Args,
+  siteFor: (leaseCore: LeaseCore) => CapturedStack | undefined,
+): Result {
+  let carried: { run: () => Result } | undefined;
+  try {
+    const leaseCore = core();
+    const site = siteFor(leaseCore);
+    if (site !== undefined) {
+      const callSites = leaseCore.callSites;
+      const callerArgs = args.map((arg) => (typeof arg === 'function' ? callSites.callerSide(arg as () => unknown) : arg)) as Args;
+      carried = { run: () => callSites.run(site, () => original.apply(self, callerArgs)) };
+    }
+  } catch (error) {
+    reportFrom(core, 'carry call site', error);
+  }
+  return carried === undefined ? original.apply(self, args) : carried.run();
 }
 
 /** Marks our `then` accessors with the data property they replaced. */
