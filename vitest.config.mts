@@ -4,7 +4,7 @@ const reportFile = process.env['POOL_LEAK_TEST_REPORT'];
 
 export default defineConfig({
   test: {
-    globalSetup: ['test/setup/postgres.ts', 'test/setup/mariadb.ts'],
+    globalSetup: ['test/setup/postgres.ts', 'test/setup/mariadb.ts', 'test/setup/redis.ts'],
     // Each test file in its own process: the instrumentation patches modules process-wide.
     pool: 'forks',
     testTimeout: 30_000,

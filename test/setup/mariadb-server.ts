@@ -1,10 +1,10 @@
 // A throw-away MariaDB server for the mysql2 and mariadb adapter tests: the Debian package's
 // real `mariadbd`, on a free loopback port, with a temporary data directory removed at stop.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freeLoopbackPort, startServerProcess } from './server-process.ts';
 
 export interface MariaDbConnection {
   readonly host: string;
@@ -68,10 +68,10 @@ export async function startMariaDb(progress: (line: string) => void = () => {}):
   );
   const port = await freeLoopbackPort();
   progress(`starting mariadbd on 127.0.0.1:${port} ...`);
-  const output: string[] = [];
-  const child = spawn(
-    binaries.server,
-    [
+  const server = await startServerProcess({
+    name: 'mariadbd',
+    binary: binaries.server,
+    args: [
       '--no-defaults',
       `--datadir=${dataDir}`,
       `--socket=${socket}`,
@@ -85,70 +85,15 @@ export async function startMariaDb(progress: (line: string) => void = () => {}):
       '--innodb-buffer-pool-size=32M',
       ...runAs,
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const remember = (chunk: Buffer) => {
-    output.push(chunk.toString());
-    if (output.length > 200) output.shift();
-  };
-  child.stdout?.on('data', remember);
-  child.stderr?.on('data', remember);
-  const stop = async () => {
-    await stopProcess(child);
-    rmSync(baseDir, { recursive: true, force: true });
-  };
-  try {
-    await waitUntilReady(child, port);
-  } catch (error) {
-    await stop();
-    throw new Error(`${(error as Error).message}. Last server output:\n${output.join('').slice(-3000)}`);
-  }
+    port,
+    tempDir: baseDir,
+    readyTimeoutMs: READY_TIMEOUT_MS,
+    // A real handshake: 4 bytes of packet header, then protocol version 10.
+    answers: (socket, ready) => {
+      socket.once('data', (data) => ready(data.length > 4 && data[4] === 10));
+      socket.connect(port, '127.0.0.1');
+    },
+  });
   progress(`MariaDB ready on 127.0.0.1:${port} in ${Date.now() - started} ms`);
-  return { host: '127.0.0.1', port, user: USER, password: PASSWORD, database: DATABASE, stop };
-}
-
-/** Ready = the server accepts a TCP connection and sends its handshake (protocol version 10). */
-async function waitUntilReady(child: ChildProcess, port: number): Promise<void> {
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`mariadbd exited with code ${child.exitCode} during start-up`);
-    if (await answersHandshake(port)) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`mariadbd did not accept connections on 127.0.0.1:${port} within ${READY_TIMEOUT_MS / 1000} s`);
-}
-
-function answersHandshake(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = new Socket();
-    const done = (ready: boolean) => {
-      socket.destroy();
-      resolve(ready);
-    };
-    socket.setTimeout(1000, () => done(false));
-    socket.once('error', () => done(false));
-    // Packet header is 4 bytes; byte 4 is the protocol version (10) of a real handshake.
-    socket.once('data', (data) => done(data.length > 4 && data[4] === 10));
-    socket.connect(port, '127.0.0.1');
-  });
-}
-
-async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
+  return { host: '127.0.0.1', port, user: USER, password: PASSWORD, database: DATABASE, stop: () => server.stop() };
 }

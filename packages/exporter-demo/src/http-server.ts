@@ -29,6 +29,7 @@ export const ROUTES: readonly Route[] = [
   { template: '/audit/:id', pattern: /^\/audit\/(\d+)$/, handle: ({ billing }, id) => billing.recordAudit(id) },
   { template: '/statements/:id', pattern: /^\/statements\/(\d+)$/, handle: ({ billing }, id) => billing.buildStatement(id) },
   { template: '/catalog/:id', pattern: /^\/catalog\/(\d+)$/, handle: ({ catalog }, id) => catalog.search(id) },
+  { template: '/carts/:id/totals', pattern: /^\/carts\/(\d+)\/totals$/, handle: ({ carts }, id) => carts.cartTotals(id) },
   { template: '/carts/:id/checkout', pattern: /^\/carts\/(\d+)\/checkout$/, handle: ({ carts }, id) => carts.beginCheckout(id) },
   { template: '/carts/:id', pattern: /^\/carts\/(\d+)$/, handle: ({ carts }, id) => carts.viewCart(id) },
 ];

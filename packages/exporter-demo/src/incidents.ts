@@ -43,7 +43,8 @@ export function incidentPlan(options: DemoOptions): IncidentPlan {
   return {
     catalog: { pool: CATALOG_POOL, rushSize: RUSH_SIZE, rounds: roundsIn(options.durationMs, rushIntervalMs), intervalMs: rushIntervalMs },
     carts: {
-      pool: { ...CARTS_POOL, checkoutTimeoutMs: options.checkoutTimeoutMs },
+      // One and a half thresholds: past it whatever the sweep's timing, yet always checked in.
+      pool: { ...CARTS_POOL, checkoutTimeoutMs: options.checkoutTimeoutMs, totalsQueryMs: Math.round(options.thresholdMs * 1.5) },
       rounds: roundsIn(options.durationMs, cartIntervalMs),
       intervalMs: cartIntervalMs,
     },

@@ -9,8 +9,10 @@ import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
 import {
   ATTR_DB_CLIENT_CONNECTION_POOL_NAME,
+  ATTR_DB_QUERY_SUMMARY,
   ATTR_POOL_CHECKIN_STACKTRACE,
   ATTR_POOL_HELD_MS,
+  ATTR_POOL_LEASE_STATE,
   ATTR_POOL_USE_STACKTRACE,
   EVENT_POOL_CHECKIN_FINALIZER,
   EVENT_POOL_CHECKIN_LOOP_TICK,
@@ -56,12 +58,36 @@ interface LeakTally extends CallSite {
   returnedLater: number;
   /** First frames of `code.stacktrace`, as captured at checkout. */
   readonly stack: readonly string[];
+  /** Leak spans by `pool.lease.state`: what the holder was doing when it passed the threshold. */
+  busy: number;
+  idle: number;
+  idleInTransaction: number;
+  /** `db.query.summary` of the last statement, from the latest leak span that had one. */
+  lastSummary: string | undefined;
+}
+
+/**
+ * Per call path: `leaked (idle)` when its holders sat on their connections doing nothing (the
+ * leak to fix in the code), `slow query (busy)` when they were waiting on a statement (a
+ * database problem: the connection comes back when the query ends).
+ */
+export type HolderVerdict = 'leaked' | 'leaked (idle)' | 'leaked (idle in transaction)' | 'slow query (busy)';
+
+/**
+ * The verdict of a leaking call path from the states its leak spans reported; plain `leaked` when
+ * none did (leases seen only at shutdown, or an instrumentation without lease states).
+ */
+export function holderVerdict(row: Pick<LeakTally, 'busy' | 'idle' | 'idleInTransaction'>): HolderVerdict {
+  if (row.busy + row.idle + row.idleInTransaction === 0) return 'leaked';
+  if (row.busy > row.idle + row.idleInTransaction) return 'slow query (busy)';
+  return row.idleInTransaction > row.idle ? 'leaked (idle in transaction)' : 'leaked (idle)';
 }
 
 /** One leaking call path (one row per `pool.call_path`: a helper's callers are rows of their own). */
 export interface LeakedCallSite extends LeakTally {
   /** The frame that tells this call path from the others seen: the caller to fix. */
   readonly caller: Caller;
+  readonly verdict: HolderVerdict;
 }
 
 /** Checkouts of one call path, with its leaked leases and the frame it is named by. */
@@ -153,7 +179,7 @@ export class LeakReportExporter implements SpanExporter {
     return {
       leaks: this.leakRows(nameCaller),
       otherLeaks: this.otherLeaks,
-      pools: this.pools.reports((key) => (this.leaks.get(key)?.leaked ?? 0) > 0, nameCaller),
+      pools: this.pools.reports((key) => this.isLeaking(key), nameCaller),
       foreignUses: [...this.foreignUses.values()].map((row) => ({ ...row })).sort((a, b) => b.count - a.count),
       otherForeignUses: this.otherForeignUses,
       checkins: [...this.checkins.values()].map((row) => ({ ...row })).sort((a, b) => b.count - a.count),
@@ -171,17 +197,29 @@ export class LeakReportExporter implements SpanExporter {
     return formatLeakReport(this.data());
   }
 
-  /** A `<library> leak` span: one per lease that passed the threshold. */
+  /** A `<library> leak` span: one per lease that passed the threshold, with the holder's state. */
   private recordLeakSpan(span: ReadableSpan): void {
     const row = this.leakRow(span);
     if (row === undefined) return;
     row.leaked++;
     row.reportedByThreshold++;
+    const state = span.attributes[ATTR_POOL_LEASE_STATE];
+    if (state === 'busy') row.busy++;
+    else if (state === 'idle_in_transaction') row.idleInTransaction++;
+    else if (state === 'idle') row.idle++;
+    const summary = span.attributes[ATTR_DB_QUERY_SUMMARY];
+    if (typeof summary === 'string') row.lastSummary = summary;
+  }
+
+  /** A call path whose holders kept connections while idle: a leak, not a slow query. */
+  private isLeaking(key: string): boolean {
+    const row = this.leaks.get(key);
+    return row !== undefined && row.leaked > 0 && holderVerdict(row) !== 'slow query (busy)';
   }
 
   private leakRows(nameCaller: NameCaller): LeakedCallSite[] {
     return [...this.leaks.values()]
-      .map((row) => ({ ...row, caller: nameCaller(row) }))
+      .map((row) => ({ ...row, caller: nameCaller(row), verdict: holderVerdict(row) }))
       .sort((a, b) => b.leaked - a.leaked || b.openAtShutdown - a.openAtShutdown);
   }
 
@@ -275,6 +313,10 @@ export class LeakReportExporter implements SpanExporter {
         reportedByThreshold: 0,
         openAtShutdown: 0,
         returnedLater: 0,
+        busy: 0,
+        idle: 0,
+        idleInTransaction: 0,
+        lastSummary: undefined,
         stack: typeof stack === 'string' ? stackFrames(stack).slice(0, STACK_FRAMES_SHOWN) : [],
       };
       this.leaks.set(key, row);

@@ -15,7 +15,8 @@ type Show = (path: string) => string;
 export function formatLeakReport(data: LeakReportData, cwd = process.cwd()): string {
   const lines: string[] = [];
   const show = (path: string) => shortPath(path, cwd);
-  const [top] = data.leaks;
+  // The headline names a leak to fix; a call path that was only waiting on slow queries is not one.
+  const top = data.leaks.find((row) => row.verdict !== 'slow query (busy)') ?? data.leaks[0];
   if (top === undefined) {
     lines.push(
       data.checkouts === 0
@@ -23,8 +24,14 @@ export function formatLeakReport(data: LeakReportData, cwd = process.cwd()): str
         : 'No leaked connections: every checkout was checked in.',
     );
   } else {
-    lines.push(`LEAK: ${top.caller.functionName} leaked ${plural(top.leaked, 'pooled connection')} (${callerPlace(top, top.caller, show)})`);
-    lines.push('', 'Leaking call paths (each lease counted once: pg-pool leak spans and leases still open at shutdown):');
+    const headline = top.verdict === 'slow query (busy)' ? 'SLOW QUERY' : 'LEAK';
+    const held = top.verdict === 'slow query (busy)' ? 'held' : 'leaked';
+    lines.push(`${headline}: ${top.caller.functionName} ${held} ${plural(top.leaked, 'pooled connection')} (${callerPlace(top, top.caller, show)})`);
+    lines.push(
+      '',
+      'Call paths held past the leak threshold (each lease counted once: pg-pool leak spans and leases still open at shutdown;',
+      'verdict from pool.lease.state: idle = the code kept the connection, busy = it waited on a statement):',
+    );
     data.leaks.forEach((row, index) => lines.push(...leakRow(row, index + 1, show)));
     if (data.otherLeaks > 0) lines.push(`  ... and ${plural(data.otherLeaks, 'lease')} from further call sites`);
   }
@@ -60,8 +67,9 @@ export function formatLeakReport(data: LeakReportData, cwd = process.cwd()): str
 function leakRow(row: LeakedCallSite, rank: number, show: Show): string[] {
   const details = [`${row.reportedByThreshold} passed the leak threshold while running`, `${row.openAtShutdown} still open at shutdown`];
   if (row.returnedLater > 0) details.push(`${row.returnedLater} came back later`);
+  const last = row.lastSummary === undefined ? '' : `, last ${row.lastSummary}`;
   return [
-    `  ${rank}. ${row.caller.functionName} — ${plural(row.leaked, 'lease')}: ${details.join(', ')}`,
+    `  ${rank}. ${row.caller.functionName} — ${row.verdict}${last} — ${plural(row.leaked, 'lease')}: ${details.join(', ')}`,
     row.callPath === undefined ? `     taken at ${siteText(row, show)}` : `     call path ${showCallPath(row.callPath, show)}`,
     ...row.stack.map((frame) => `       ${showPaths(frame, show)}`),
   ];

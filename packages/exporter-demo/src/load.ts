@@ -86,6 +86,12 @@ export function cartRound(round: number): TimedRequest[] {
   ];
 }
 
+/**
+ * The slow-query holder, once per run: the cart totals query runs past the leak threshold on its
+ * own connection and comes back — the report's `slow query (busy)` beside the leak's `leaked (idle)`.
+ */
+export const SLOW_TOTALS: TimedRequest = { path: '/carts/1/totals', atMs: 0 };
+
 export interface RoundsOptions {
   readonly baseUrl: string;
   /** At most this many rounds. */

@@ -6,7 +6,7 @@ import { parseCli, UsageError, type DemoOptions } from './cli';
 import { startForcedGc } from './forced-gc';
 import type { Services } from './http-server';
 import { incidentPlan, type IncidentPlan } from './incidents';
-import { cartRound, catalogRush, runLoad, runRounds, type RequestResult } from './load';
+import { cartRound, catalogRush, runLoad, runRounds, SLOW_TOTALS, type RequestResult } from './load';
 import { probeEndpoint, resolveOtlpEndpoint } from './otlp-endpoint';
 import { startPostgres } from './postgres-server';
 import { Progress, type PoolGauge } from './progress';
@@ -125,7 +125,7 @@ function startTelemetryOrExplain(options: DemoOptions, otlp: Parameters<typeof s
 /** Runs the billing load and the two incidents side by side, with one progress bar on stderr. */
 async function driveLoads(options: DemoOptions, plan: IncidentPlan, url: string, services: Services): Promise<Loads> {
   const { catalog, carts } = plan;
-  const total = options.requests + catalog.rounds * catalog.rushSize + carts.rounds * cartRound(0).length;
+  const total = options.requests + catalog.rounds * catalog.rushSize + carts.rounds * cartRound(0).length + 1;
   const progress = new Progress(process.stderr, total, options.durationMs, () => [
     gauge('billing', services.billing.pool, options.poolSize),
     gauge('catalog', services.catalog.pool, catalog.pool.max),
@@ -144,7 +144,7 @@ async function driveLoads(options: DemoOptions, plan: IncidentPlan, url: string,
     };
   };
   try {
-    const [billing, rush, cart] = await Promise.all([
+    const [billing, rush, cart, totals] = await Promise.all([
       runLoad({
         baseUrl: url,
         requests: options.requests,
@@ -179,8 +179,17 @@ async function driveLoads(options: DemoOptions, plan: IncidentPlan, url: string,
         round: cartRound,
         onResult: (result) => progress.record(result),
       }),
+      runRounds({
+        baseUrl: url,
+        rounds: 1,
+        intervalMs: 0,
+        durationMs: options.durationMs,
+        requestTimeoutMs,
+        round: () => [SLOW_TOTALS],
+        onResult: (result) => progress.record(result),
+      }),
     ]);
-    return { billing, catalog: rush, carts: cart };
+    return { billing, catalog: rush, carts: cart, slowTotals: totals };
   } finally {
     progress.finish();
   }

@@ -12,6 +12,8 @@ export interface Loads {
   readonly billing: LoadSummary;
   readonly catalog: LoadSummary;
   readonly carts: LoadSummary;
+  /** The one slow cart-totals query (the report's busy holder). */
+  readonly slowTotals: LoadSummary;
 }
 
 export interface SummaryInput {
@@ -30,6 +32,7 @@ export function formatSummary({ options, loads, leakedAtEnd, telemetry }: Summar
     lines.push(`  load: ${billing.sent} requests in ${(billing.elapsedMs / 1000).toFixed(1)} s (${stop}): ${outcomesText(billing)}`);
     lines.push(`  catalog rushes: ${loads.catalog.sent} searches: ${outcomesText(loads.catalog)}`);
     lines.push(`  cart checkouts and views: ${loads.carts.sent} requests: ${outcomesText(loads.carts)}`);
+    lines.push(`  slow cart totals query (past the leak threshold, then checked in): ${outcomesText(loads.slowTotals)}`);
   }
   lines.push(`  billing pool: ${leakedAtEnd} of ${options.poolSize} connections still checked out when the service stopped`);
   const { otlp, file } = telemetry;

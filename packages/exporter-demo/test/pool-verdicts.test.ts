@@ -194,7 +194,7 @@ describe('pool verdicts', () => {
       'LEAK: BillingService.exportInvoice leaked 3 pooled connections (app/billing.js:117, through safeConnect (app/db.js:12))',
     );
     expect(text).toContain(
-      '  1. BillingService.exportInvoice — 3 leases: 0 passed the leak threshold while running, 3 still open at shutdown\n' +
+      '  1. BillingService.exportInvoice — leaked — 3 leases: 0 passed the leak threshold while running, 3 still open at shutdown\n' +
         '     call path safeConnect (app/db.js:12) ← BillingService.exportInvoice (app/billing.js:117) ← handle (app/http.js:30)\n',
     );
     expect(text).toContain(
@@ -216,7 +216,7 @@ describe('pool verdicts', () => {
     expect(poolNamed(report, BILLING).verdict).toMatchObject({ kind: 'leaks', slots: 2, holderSlots: 2 });
     const text = textOf(report);
     expect(text.split('\n')[0]).toBe('LEAK: BillingService.exportInvoice leaked 2 pooled connections (app/billing.js:117)');
-    expect(text).toContain('  1. BillingService.exportInvoice — 2 leases: 0 passed the leak threshold while running, 2 still open at shutdown\n     taken at app/billing.js:117\n');
+    expect(text).toContain('  1. BillingService.exportInvoice — leaked — 2 leases: 0 passed the leak threshold while running, 2 still open at shutdown\n     taken at app/billing.js:117\n');
     expect(lineOf(report, BILLING)).toContain('EXHAUSTED BY LEAKS — BillingService.exportInvoice leaks connections on call path BillingService.exportInvoice (app/billing.js:117): ');
   });
 
@@ -285,6 +285,53 @@ describe('pool verdicts', () => {
     expect(lineOf(report, BILLING)).toBe(`${BILLING}: OK — no checkout timed out or queued`);
     expect(poolNamed(report, CATALOG).waitP50Ms).toBeUndefined();
     expect(textOf(report)).toContain('peak pending 0, no wait measured, 1 timeout in 1 checkout, max 1');
+  });
+});
+
+describe('holder verdicts per call path', () => {
+  it('says leaked (idle) for holders that sat on their connection and slow query (busy) for holders waiting on a statement', () => {
+    const { report, site, timedOut } = setup();
+    const provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter: report })] });
+    const tracer = provider.getTracer('test');
+    const exporting = site('BillingService.exportInvoice', '/srv/app/billing.js', 117, 'handle (/srv/app/http.js:30)');
+    const totals = site('CartService.cartTotals', '/srv/app/carts.js', 80, 'handle (/srv/app/http.js:33)');
+    /** A `pg-pool leak` span as the instrumentation exports it, with the holder's lease state. */
+    const leakSpan = (at: Attributes, state: string, summary: string) =>
+      tracer
+        .startSpan('pg-pool leak', {
+          attributes: {
+            ...at,
+            'db.client.connection.pool.name': BILLING,
+            'pool.held_ms': 1600,
+            'pool.lease.state': state,
+            'pool.lease.idle_ms': state === 'busy' ? 0 : 1500,
+            'pool.lease.statements': 1,
+            'db.query.summary': summary,
+          },
+        })
+        .end();
+    leakSpan(totals, 'busy', 'SELECT carts');
+    leakSpan(totals, 'busy', 'SELECT carts');
+    leakSpan(exporting, 'idle', 'SELECT invoices');
+    // The busy holder is named at the timeout too, but it is no leak: the pool verdict blames only the idle one.
+    timedOut(BILLING, site('BillingService.getOrder', '/srv/app/billing.js', 90), {
+      waitedMs: 1000,
+      holders: [holder(exporting, 1700), holder(exporting, 1650), holder(totals, 1600)],
+      max: 3,
+      pending: 1,
+    });
+
+    const rows = report.data().leaks;
+    expect(rows.map((row) => [row.caller.functionName, row.verdict, row.lastSummary])).toEqual([
+      ['CartService.cartTotals', 'slow query (busy)', 'SELECT carts'],
+      ['BillingService.exportInvoice', 'leaked (idle)', 'SELECT invoices'],
+    ]);
+    const text = textOf(report);
+    expect(text.split('\n')[0]).toBe('LEAK: BillingService.exportInvoice leaked 1 pooled connection (app/billing.js:117)');
+    expect(text).toContain('  1. CartService.cartTotals — slow query (busy), last SELECT carts — 2 leases: 2 passed the leak threshold while running');
+    expect(text).toContain('  2. BillingService.exportInvoice — leaked (idle), last SELECT invoices — 1 lease: 1 passed the leak threshold while running');
+    // Had the busy call path counted as leaking, all 3 holder slots would be the leaks'.
+    expect(poolNamed(report, BILLING).verdict).toMatchObject({ kind: 'leaks', slots: 2, holderSlots: 3 });
   });
 });
 

@@ -46,7 +46,7 @@ async function main() {
       process.stdout.write(`${reports.at(-1)}\n\n`);
     }
   } finally {
-    for (const server of [servers.postgres, servers.mariadb]) {
+    for (const server of [servers.postgres, servers.mariadb, servers.redis]) {
       if (server === undefined) continue;
       progress(`stopping ${server.label}`);
       await server.stop();
@@ -89,6 +89,21 @@ async function startServers(suites) {
         servers.mariadb = { label: 'MariaDB', connection: connectionOf(server), stop: () => server.stop() };
       } catch (error) {
         throw new Error(`MariaDB could not start: ${error?.message ?? error}`);
+      }
+    }
+  }
+  if (needs.has('redis')) {
+    const { findRedis, startRedis } = await import('../../../test/setup/redis-server.ts');
+    const found = findRedis();
+    if ('missing' in found) {
+      servers.skipped.redis = found.missing;
+      progress(`!!! redis suite SKIPPED: ${found.missing}`);
+    } else {
+      try {
+        const server = await startRedis(progress);
+        servers.redis = { label: 'Redis', connection: connectionOf(server), stop: () => server.stop() };
+      } catch (error) {
+        throw new Error(`Redis could not start: ${error?.message ?? error}`);
       }
     }
   }

@@ -311,6 +311,101 @@ export const SUITES = [
     stackCost: STACK_COST,
     targets: [],
   },
+  {
+    name: 'sequelize-pool',
+    server: 'postgres',
+    description: 'real PostgreSQL, Sequelize 6 (sequelize-pool) pool max 4 (warm)',
+    variants: poolLeakVariants,
+    async open(connection) {
+      const { Sequelize } = require('sequelize');
+      const { host, port, user, password, database } = connection;
+      const sequelize = new Sequelize({ dialect: 'postgres', host, port, database, username: user, password, logging: false, pool: { max: 4, min: 4 } });
+      await Promise.all(Array.from({ length: 4 }, () => sequelize.query('SELECT 1', { type: 'SELECT' })));
+      return sequelize;
+    },
+    close: (sequelize) => sequelize.close(),
+    tasks: [
+      {
+        name: 'sequelize.query SELECT 1',
+        async run(sequelize) {
+          await sequelize.query('SELECT 1', { type: 'SELECT' });
+        },
+      },
+      {
+        name: 'transaction(cb) + SELECT 1',
+        async run(sequelize) {
+          await sequelize.transaction((transaction) => sequelize.query('SELECT 1', { type: 'SELECT', transaction }));
+        },
+      },
+    ],
+    targets: [],
+  },
+  {
+    name: 'postgres',
+    server: 'postgres',
+    description: 'real PostgreSQL, postgres.js max 4 (warm)',
+    variants: poolLeakVariants,
+    async open(connection) {
+      const postgres = require('postgres');
+      const sql = postgres({ ...connection, max: 4, onnotice: () => {} });
+      const reserved = await Promise.all(Array.from({ length: 4 }, () => sql.reserve()));
+      for (const connection of reserved) connection.release();
+      return sql;
+    },
+    close: (sql) => sql.end({ timeout: 5 }),
+    tasks: [
+      {
+        name: 'plain query SELECT 1',
+        async run(sql) {
+          await sql`SELECT 1`;
+        },
+      },
+      {
+        name: 'reserve + SELECT 1 + release',
+        async run(sql) {
+          const reserved = await sql.reserve();
+          try {
+            await reserved`SELECT 1`;
+          } finally {
+            reserved.release();
+          }
+        },
+      },
+    ],
+    targets: [],
+  },
+  {
+    name: 'redis',
+    server: 'redis',
+    description: 'real redis-server, node-redis createClientPool maximum 4 (warm)',
+    variants: poolLeakVariants,
+    async open(connection) {
+      const { createClientPool } = require('redis');
+      const pool = createClientPool(
+        { socket: { host: connection.host, port: connection.port }, password: connection.password },
+        { minimum: 4, maximum: 4 },
+      );
+      await pool.connect();
+      await Promise.all(Array.from({ length: 4 }, () => pool.ping()));
+      return pool;
+    },
+    close: (pool) => pool.close(),
+    tasks: [
+      {
+        name: 'command PING',
+        async run(pool) {
+          await pool.ping();
+        },
+      },
+      {
+        name: 'execute(fn) + PING',
+        async run(pool) {
+          await pool.execute((client) => client.ping());
+        },
+      },
+    ],
+    targets: [],
+  },
 ];
 
 export function suiteNamed(name) {

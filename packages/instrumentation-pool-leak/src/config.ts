@@ -10,6 +10,7 @@ export const DEFAULTS = {
   leakThresholdMs: 30_000,
   maxMetricCallSites: 100,
   libraries: POOL_LIBRARIES,
+  enrichErrors: false,
 } as const;
 
 /** The configuration the instrumentation runs with, every value checked and defaulted. */
@@ -24,6 +25,8 @@ export interface ResolvedConfig {
   readonly leakThresholdMs: number;
   readonly maxMetricCallSites: number;
   readonly libraries: ReadonlySet<PoolLibrary>;
+  /** Append the holders to the message of a pool's own exhausted error. */
+  readonly enrichErrors: boolean;
 }
 
 /** Where malformed settings are reported; diag by default, injectable for tests. */
@@ -33,46 +36,129 @@ const defaultWarn: ConfigWarn = (message) => diag.warn(message);
 
 type Env = Readonly<Record<string, string | undefined>>;
 
+/** Characters of a value echoed in a warning; the rest is cut (an environment value may be huge). */
+export const MAX_ECHOED_CHARS = 80;
+/** Unknown library names listed in one warning at most. */
+const MAX_ECHOED_NAMES = 5;
+
 /**
- * Merges code options, environment and defaults. Never throws: a malformed value produces one
- * warning naming the setting and the default used instead.
+ * Merges code options, environment and defaults. Never throws, whatever `options` is (null, a
+ * Proxy, throwing getters): a malformed or unreadable value produces one warning naming the
+ * setting and the default used instead.
  */
 export function resolveConfig(
-  options: PoolLeakInstrumentationConfig,
+  options: PoolLeakInstrumentationConfig | null | undefined,
   env: Env = process.env,
   warn: ConfigWarn = defaultWarn,
 ): ResolvedConfig {
-  return {
-    killSwitch: readBoolean(env, 'OTEL_POOL_LEAK_ENABLED', DEFAULTS.enabled, warn) === false,
-    stackFrames: pickCount(options.stackFrames, 'stackFrames', env, 'OTEL_POOL_LEAK_STACK_FRAMES', DEFAULTS.stackFrames, warn),
-    fullStacks: pickBoolean(options.fullStacks, 'fullStacks', env, 'OTEL_POOL_LEAK_FULL_STACKS', DEFAULTS.fullStacks, warn),
-    checkinStackFrames: pickCount(
-      options.checkinStackFrames,
-      'checkinStackFrames',
-      env,
-      'OTEL_POOL_LEAK_CHECKIN_STACK_FRAMES',
-      DEFAULTS.checkinStackFrames,
-      warn,
-    ),
-    leakThresholdMs: pickCount(
-      options.leakThresholdMs,
-      'leakThresholdMs',
-      env,
-      'OTEL_POOL_LEAK_THRESHOLD_MS',
-      DEFAULTS.leakThresholdMs,
-      warn,
-    ),
-    maxMetricCallSites: pickCodeOnlyCount(options.maxMetricCallSites, 'maxMetricCallSites', DEFAULTS.maxMetricCallSites, warn),
-    libraries: pickLibraries(options.libraries, env, warn),
+  try {
+    const option = optionReader(options, warn);
+    return {
+      killSwitch: readBoolean(env, 'OTEL_POOL_LEAK_ENABLED', DEFAULTS.enabled, warn) === false,
+      stackFrames: pickCount(option('stackFrames'), 'stackFrames', env, 'OTEL_POOL_LEAK_STACK_FRAMES', DEFAULTS.stackFrames, warn),
+      fullStacks: pickBoolean(option('fullStacks'), 'fullStacks', env, 'OTEL_POOL_LEAK_FULL_STACKS', DEFAULTS.fullStacks, warn),
+      checkinStackFrames: pickCount(
+        option('checkinStackFrames'),
+        'checkinStackFrames',
+        env,
+        'OTEL_POOL_LEAK_CHECKIN_STACK_FRAMES',
+        DEFAULTS.checkinStackFrames,
+        warn,
+      ),
+      leakThresholdMs: pickCount(
+        option('leakThresholdMs'),
+        'leakThresholdMs',
+        env,
+        'OTEL_POOL_LEAK_THRESHOLD_MS',
+        DEFAULTS.leakThresholdMs,
+        warn,
+      ),
+      maxMetricCallSites: pickCodeOnlyCount(option('maxMetricCallSites'), 'maxMetricCallSites', DEFAULTS.maxMetricCallSites, warn),
+      libraries: pickLibraries(option('libraries'), env, warn),
+      enrichErrors: pickBoolean(option('enrichErrors'), 'enrichErrors', env, 'OTEL_POOL_LEAK_ENRICH_ERRORS', DEFAULTS.enrichErrors, warn),
+    };
+  } catch (error) {
+    // Only a broken `warn` or environment object gets here; the defaults are always safe.
+    safely(() => warn(`pool-leak: the configuration could not be read (${printable(error)}); using the defaults.`));
+    return {
+      killSwitch: false,
+      stackFrames: DEFAULTS.stackFrames,
+      fullStacks: DEFAULTS.fullStacks,
+      checkinStackFrames: DEFAULTS.checkinStackFrames,
+      leakThresholdMs: DEFAULTS.leakThresholdMs,
+      maxMetricCallSites: DEFAULTS.maxMetricCallSites,
+      libraries: new Set(DEFAULTS.libraries),
+      enrichErrors: DEFAULTS.enrichErrors,
+    };
+  }
+}
+
+/**
+ * A plain copy of the options an application passed, safe to spread: null and non-objects
+ * become `{}`, properties that cannot be read are left out (with one warning each).
+ */
+export function plainOptions(options: unknown, warn: ConfigWarn = defaultWarn): PoolLeakInstrumentationConfig {
+  if (typeof options !== 'object' || options === null) return {};
+  const copy: Record<string, unknown> = {};
+  let keys: string[];
+  try {
+    keys = Object.keys(options);
+  } catch (error) {
+    warn(`pool-leak: the options object could not be read (${printable(error)}); using the defaults.`);
+    return {};
+  }
+  for (const key of keys) {
+    try {
+      copy[key] = (options as Record<string, unknown>)[key];
+    } catch (error) {
+      warn(`pool-leak: option ${printable(key)} could not be read (${printable(error)}); using its default.`);
+    }
+  }
+  return copy as PoolLeakInstrumentationConfig;
+}
+
+/** Reads one option at a time, turning an unreadable one into a warning and undefined. */
+function optionReader(options: unknown, warn: ConfigWarn): (name: keyof PoolLeakInstrumentationConfig) => unknown {
+  if (typeof options !== 'object' || options === null) return () => undefined;
+  return (name) => {
+    try {
+      return (options as Record<string, unknown>)[name];
+    } catch (error) {
+      warn(`pool-leak: option ${name} could not be read (${printable(error)}); using its default.`);
+      return undefined;
+    }
   };
 }
 
+/** `value` as text for a warning, cut to {@link MAX_ECHOED_CHARS}; never throws. */
+export function printable(value: unknown): string {
+  let text: string;
+  try {
+    text = value instanceof Error ? value.message : String(value);
+  } catch {
+    try {
+      text = Object.prototype.toString.call(value);
+    } catch {
+      text = '<unprintable value>';
+    }
+  }
+  return text.length > MAX_ECHOED_CHARS ? `${text.slice(0, MAX_ECHOED_CHARS)}…` : text;
+}
+
+function safely(fn: () => void): void {
+  try {
+    fn();
+  } catch {
+    // Nothing left to tell it to.
+  }
+}
+
 function readBoolean(env: Env, name: string, fallback: boolean, warn: ConfigWarn): boolean {
-  const raw = env[name]?.trim().toLowerCase();
+  const raw = envValue(env, name)?.toLowerCase();
   if (raw === undefined || raw === '') return fallback;
   if (raw === 'true' || raw === '1') return true;
   if (raw === 'false' || raw === '0') return false;
-  warn(`pool-leak: ${name}="${env[name]}" is not true or false; using the default ${fallback}.`);
+  warn(`pool-leak: ${name}="${printable(env[name])}" is not true or false; using the default ${fallback}.`);
   return fallback;
 }
 
@@ -86,7 +172,7 @@ function pickBoolean(
 ): boolean {
   if (fromCode === undefined) return readBoolean(env, envName, fallback, warn);
   if (typeof fromCode === 'boolean') return fromCode;
-  warn(`pool-leak: option ${optionName}=${String(fromCode)} is not true or false; using the default ${fallback}.`);
+  warn(`pool-leak: option ${optionName}=${printable(fromCode)} is not true or false; using the default ${fallback}.`);
   return fallback;
 }
 
@@ -100,21 +186,21 @@ function pickCount(
 ): number {
   if (fromCode !== undefined) {
     if (isCount(fromCode)) return fromCode;
-    warn(`pool-leak: option ${optionName}=${String(fromCode)} is not a whole number >= 0; using the default ${fallback}.`);
+    warn(`pool-leak: option ${optionName}=${printable(fromCode)} is not a whole number >= 0; using the default ${fallback}.`);
     return fallback;
   }
-  const raw = env[envName]?.trim();
+  const raw = envValue(env, envName);
   if (raw === undefined || raw === '') return fallback;
   const parsed = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
   if (isCount(parsed)) return parsed;
-  warn(`pool-leak: ${envName}="${env[envName]}" is not a whole number >= 0; using the default ${fallback}.`);
+  warn(`pool-leak: ${envName}="${printable(env[envName])}" is not a whole number >= 0; using the default ${fallback}.`);
   return fallback;
 }
 
 function pickCodeOnlyCount(fromCode: unknown, optionName: string, fallback: number, warn: ConfigWarn): number {
   if (fromCode === undefined) return fallback;
   if (isCount(fromCode) && fromCode > 0) return fromCode;
-  warn(`pool-leak: option ${optionName}=${String(fromCode)} is not a whole number > 0; using the default ${fallback}.`);
+  warn(`pool-leak: option ${optionName}=${printable(fromCode)} is not a whole number > 0; using the default ${fallback}.`);
   return fallback;
 }
 
@@ -125,31 +211,54 @@ function isCount(value: unknown): value is number {
 function pickLibraries(fromCode: unknown, env: Env, warn: ConfigWarn): ReadonlySet<PoolLibrary> {
   const all = new Set<PoolLibrary>(DEFAULTS.libraries);
   if (fromCode !== undefined) {
-    if (Array.isArray(fromCode)) return keepKnown(fromCode, 'option libraries', warn) ?? all;
-    warn('pool-leak: option libraries is not an array of library names; enabling all libraries.');
-    return all;
+    if (!Array.isArray(fromCode)) {
+      warn('pool-leak: option libraries is not an array of library names; enabling all libraries.');
+      return all;
+    }
+    let names: unknown[];
+    try {
+      names = [...(fromCode as unknown[])];
+    } catch (error) {
+      warn(`pool-leak: option libraries could not be read (${printable(error)}); enabling all libraries.`);
+      return all;
+    }
+    return keepKnown(names, 'option libraries', warn) ?? all;
   }
-  const raw = env['OTEL_POOL_LEAK_LIBRARIES']?.trim();
+  const raw = envValue(env, 'OTEL_POOL_LEAK_LIBRARIES');
   if (raw === undefined || raw === '' || raw.toLowerCase() === 'all') return all;
   return keepKnown(raw.split(','), 'OTEL_POOL_LEAK_LIBRARIES', warn) ?? all;
 }
 
-/** Known names from the list, or undefined (all) when none of them is known. */
+/**
+ * Known names from the list, or undefined (all) when none of them is known: a list that names
+ * nothing (`","`, `[""]`) is a mistake, and instrumenting nothing would hide it.
+ */
 function keepKnown(names: readonly unknown[], source: string, warn: ConfigWarn): ReadonlySet<PoolLibrary> | undefined {
   const known = new Set<PoolLibrary>();
   const unknown: string[] = [];
   for (const name of names) {
-    const trimmed = typeof name === 'string' ? name.trim() : String(name);
+    const trimmed = typeof name === 'string' ? name.trim() : printable(name);
     if (trimmed === '') continue;
     if ((POOL_LIBRARIES as readonly string[]).includes(trimmed)) known.add(trimmed as PoolLibrary);
-    else unknown.push(trimmed);
+    else unknown.push(printable(trimmed));
   }
-  if (unknown.length === 0) return known;
   const valid = POOL_LIBRARIES.join(', ');
-  if (known.size === 0) {
-    warn(`pool-leak: ${source} names no known library (${unknown.join(', ')}); valid names: ${valid}. Enabling all libraries.`);
+  if (known.size === 0 && unknown.length === 0) {
+    warn(`pool-leak: ${source} names no library; valid names: ${valid}. Enabling all libraries.`);
     return undefined;
   }
-  warn(`pool-leak: ${source} has unknown library names (${unknown.join(', ')}), ignored; valid names: ${valid}.`);
+  if (unknown.length === 0) return known;
+  const listed = unknown.slice(0, MAX_ECHOED_NAMES).join(', ') + (unknown.length > MAX_ECHOED_NAMES ? `, … ${unknown.length - MAX_ECHOED_NAMES} more` : '');
+  if (known.size === 0) {
+    warn(`pool-leak: ${source} names no known library (${listed}); valid names: ${valid}. Enabling all libraries.`);
+    return undefined;
+  }
+  warn(`pool-leak: ${source} has unknown library names (${listed}), ignored; valid names: ${valid}.`);
   return known;
+}
+
+/** A variable's trimmed value; undefined when unset or not a string. */
+function envValue(env: Env, name: string): string | undefined {
+  const value: unknown = env[name];
+  return typeof value === 'string' ? value.trim() : undefined;
 }

@@ -5,11 +5,11 @@ import type { AdapterContext } from './adapters/adapter';
 import { ApiMismatchCheck } from './api-compat';
 import { ADAPTERS, CALL_SITE_HOOKS } from './adapters';
 import { installFinalizerMarker, uninstallFinalizerMarker } from './checkin-context';
-import { resolveConfig, type ResolvedConfig } from './config';
+import { plainOptions, resolveConfig, type ResolvedConfig } from './config';
 import { LeaseCore, type LeaseCoreSettings } from './lease-core';
 import { createPatcher } from './patcher';
 import { createStackCapture, NO_STACK_CAPTURE, type StackCapture } from './stack';
-import type { PoolLeakInstrumentationConfig } from './types';
+import { POOL_LIBRARIES, type PoolLeakInstrumentationConfig } from './types';
 import { PACKAGE_NAME, PACKAGE_VERSION } from './version';
 
 /**
@@ -33,12 +33,17 @@ export class PoolLeakInstrumentation extends InstrumentationBase<PoolLeakInstrum
   private declare explicitProvider: TracerProvider | undefined;
   private declare apiMismatchCheck: ApiMismatchCheck | undefined;
 
-  constructor(config: PoolLeakInstrumentationConfig = {}) {
-    super(PACKAGE_NAME, PACKAGE_VERSION, config);
+  /** `null` is taken as `{}`, like the contrib instrumentations do. */
+  constructor(config: PoolLeakInstrumentationConfig | null = {}) {
+    super(PACKAGE_NAME, PACKAGE_VERSION, plainOptions(config));
   }
 
-  /** Applies options; `OTEL_POOL_LEAK_ENABLED=false` forces `enabled: false`. */
-  override setConfig(config: PoolLeakInstrumentationConfig = {}): void {
+  /**
+   * Applies options; `OTEL_POOL_LEAK_ENABLED=false` forces `enabled: false`. Never throws:
+   * `null`, a Proxy or throwing getters are read as far as they can be, with warnings.
+   */
+  override setConfig(options: PoolLeakInstrumentationConfig | null = {}): void {
+    const config = plainOptions(options);
     this.settings = resolveConfig(config);
     super.setConfig(this.settings.killSwitch ? { ...config, enabled: false } : config);
     this.core?.configure(coreSettingsFor(this.settings));
@@ -92,7 +97,7 @@ export class PoolLeakInstrumentation extends InstrumentationBase<PoolLeakInstrum
     const adapterContext: AdapterContext = { core: () => this.leaseCore(), patcher };
     const libraries = this.settings.libraries;
     return [
-      ...ADAPTERS.filter((adapter) => libraries.has(adapter.library)),
+      ...POOL_LIBRARIES.filter((library) => libraries.has(library)).map((library) => ADAPTERS[library]),
       ...CALL_SITE_HOOKS.filter((hook) => hook.serves.some((library) => libraries.has(library))),
     ].flatMap((adapter) => adapter.moduleDefinitions(adapterContext));
   }
@@ -118,6 +123,7 @@ function coreSettingsFor(settings: ResolvedConfig): LeaseCoreSettings {
     checkinStackCapture: stackCaptureOf(settings.checkinStackFrames, true),
     leakThresholdMs: settings.leakThresholdMs,
     maxMetricCallSites: settings.maxMetricCallSites,
+    enrichErrors: settings.enrichErrors,
   };
 }
 

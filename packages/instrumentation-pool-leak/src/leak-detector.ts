@@ -23,37 +23,77 @@ export function sweepIntervalFor(thresholdMs: number): number {
   return Math.min(1000, Math.max(5, Math.floor(thresholdMs / 4)));
 }
 
+/** Work a sweep does in one turn of the event loop before it yields (DESIGN.md: a small budget). */
+export const SWEEP_BUDGET_MS = 5;
+
+export interface LeakSweeperOptions {
+  /** Sweep period; default {@link sweepIntervalFor} the threshold. */
+  readonly intervalMs?: number;
+  /** Milliseconds of reporting per turn of the event loop; default {@link SWEEP_BUDGET_MS}. */
+  readonly budgetMs?: number;
+  /** The clock the budget is measured with; default `performance.now`. */
+  readonly clock?: () => number;
+}
+
 /**
  * One shared, unref'd timer for all leases. Leases sit in a Set in grant order, so the oldest
  * come first and a sweep stops at the first lease still under the threshold: the work per sweep
  * is proportional to the leases that expired, not to the leases open. A reported lease leaves the
- * set, so it is reported once. The timer stops itself when nothing is watched and restarts at
- * the next grant, and never keeps the process alive.
+ * set, so it is reported once. A mass expiry is reported within a budget per turn of the event
+ * loop: when it is spent, the sweep goes on at the next turn (setImmediate), so the loop never
+ * stalls on it. The timer stops itself when nothing is watched and restarts at the next grant,
+ * and never keeps the process alive.
  */
 export class LeakSweeper<L extends WatchedLease> implements LeakWatch<L> {
   private readonly held = new Set<L>();
   private timer: NodeJS.Timeout | undefined;
+  /** The next turn of a sweep that ran out of budget. */
+  private continuation: NodeJS.Immediate | undefined;
+  private intervalMs: number;
+  private readonly fixedIntervalMs: number | undefined;
+  private readonly budgetMs: number;
+  private readonly clock: () => number;
 
   constructor(
-    private readonly thresholdMs: number,
+    private thresholdMs: number,
     private readonly onLeak: (lease: L, heldMs: number) => void,
-    private readonly intervalMs = sweepIntervalFor(thresholdMs),
-  ) {}
+    options: LeakSweeperOptions = {},
+  ) {
+    this.fixedIntervalMs = options.intervalMs;
+    this.intervalMs = options.intervalMs ?? sweepIntervalFor(thresholdMs);
+    this.budgetMs = options.budgetMs ?? SWEEP_BUDGET_MS;
+    this.clock = options.clock ?? (() => performance.now());
+  }
 
   watch(lease: L): void {
     this.held.add(lease);
-    if (this.timer === undefined) {
-      this.timer = setInterval(() => this.sweep(), this.intervalMs);
-      this.timer.unref();
-    }
+    if (this.timer === undefined) this.startTimer();
   }
 
   unwatch(lease: L): void {
     this.held.delete(lease);
   }
 
-  /** Reports every lease past the threshold; returns how many. Public for the bench. */
+  /**
+   * A new threshold for the leases already watched and those to come (the configuration
+   * changed): nothing watched is dropped.
+   */
+  setThreshold(thresholdMs: number): void {
+    this.thresholdMs = thresholdMs;
+    this.intervalMs = this.fixedIntervalMs ?? sweepIntervalFor(thresholdMs);
+    if (this.timer !== undefined) {
+      clearInterval(this.timer);
+      this.startTimer();
+    }
+  }
+
+  /**
+   * Reports leases past the threshold, oldest first, until the budget of this turn is spent;
+   * the rest follow on the next turns. Returns how many were reported in this turn. Public for
+   * the bench and the tests.
+   */
   sweep(now = performance.now()): number {
+    const deadline = this.clock() + this.budgetMs;
     let reported = 0;
     for (const lease of this.held) {
       const heldMs = now - lease.grantedAt;
@@ -61,6 +101,11 @@ export class LeakSweeper<L extends WatchedLease> implements LeakWatch<L> {
       this.held.delete(lease);
       reported++;
       this.onLeak(lease, heldMs);
+      // Reading the clock (~0.05 µs) is small beside a report (a span, an event, a counter).
+      if (this.clock() >= deadline) {
+        this.continueNextTurn();
+        return reported;
+      }
     }
     if (this.held.size === 0) this.stop();
     return reported;
@@ -74,5 +119,26 @@ export class LeakSweeper<L extends WatchedLease> implements LeakWatch<L> {
   stop(): void {
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
+    if (this.continuation !== undefined) clearImmediate(this.continuation);
+    this.continuation = undefined;
+  }
+
+  private startTimer(): void {
+    this.timer = setInterval(() => this.sweepFromTimer(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  private sweepFromTimer(): void {
+    // A sweep still spread over turns covers what this one would.
+    if (this.continuation === undefined) this.sweep();
+  }
+
+  private continueNextTurn(): void {
+    if (this.continuation !== undefined) return;
+    this.continuation = setImmediate(() => {
+      this.continuation = undefined;
+      this.sweep();
+    });
+    this.continuation.unref();
   }
 }

@@ -10,8 +10,10 @@ import {
   type TracerProvider,
 } from '@opentelemetry/api';
 import { CallSiteCarrier } from './call-site-carrier';
+import { FailureQueue, type FailedCheckout } from './failure-queue';
 import { invalidReleaseAttributes, Lease, type InvalidReleaseReason, type LeaseHost } from './lease';
 import { LeakSweeper, NO_LEAK_WATCH, type LeakWatch } from './leak-detector';
+import { leaseStateAttributes } from './lease-state';
 import { PoolMetrics } from './metrics';
 import { ProviderShutdownHook } from './provider-shutdown';
 import { ATTR_DB_SYSTEM_NAME } from '@opentelemetry/semantic-conventions';
@@ -26,6 +28,8 @@ export interface LeaseCoreSettings {
   /** 0 = leak detection off. */
   readonly leakThresholdMs: number;
   readonly maxMetricCallSites: number;
+  /** Append the holders to the message of a pool's own exhausted error (`poolHolders` is always set). */
+  readonly enrichErrors: boolean;
 }
 
 export interface LeaseCoreOptions {
@@ -64,6 +68,14 @@ export interface PoolProbe<P extends object> {
   dbSystemOf?(connection: object): string | undefined;
 }
 
+/** How a library's release point is read, beyond "held → checkin, ended → invalid release". */
+export interface ReleasePolicy {
+  /** Whether `pool` lent `connection` (asked only while its lease is held); false → `foreign`. */
+  readonly lent?: (pool: object, connection: unknown) => boolean;
+  /** The pool also releases resources itself (idle reaping): a lease that ended is no mistake. */
+  readonly onlyHeld?: boolean;
+}
+
 /** Errors reported per place before that place goes quiet, so a broken hook cannot flood logs. */
 const REPORTS_PER_PLACE = 1;
 /** Pools kept for metric collection before dead ones are pruned on the next new pool. */
@@ -86,7 +98,14 @@ export class LeaseCore implements LeaseHost {
    */
   private readonly leaseByConnection = new WeakMap<object, Lease>();
   private readonly shutdownHook = new ProviderShutdownHook(() => this.endOpenLeases());
+  /**
+   * Ends the leases of a pool object the application dropped: a waiter of a pool that will never
+   * serve it (pg-pool after `end()`) would otherwise stay open, and keep its span, forever.
+   */
+  private readonly poolCollected = new FinalizationRegistry<TrackedPool>((pool) => this.poolGone(pool));
   private readonly reported = new Map<string, number>();
+  /** Spans of failed checkouts, finished within a budget per turn when a pool fails many at once. */
+  private readonly failures = new FailureQueue((where, error) => this.reportError(where, error));
   private readonly log: DiagLogger;
   private settings: LeaseCoreSettings;
   /** Set while the instrumentation is disabled: wrappers that stay in place start no lease. */
@@ -106,20 +125,33 @@ export class LeaseCore implements LeaseHost {
       checkinStackCapture: NO_STACK_CAPTURE,
       leakThresholdMs: 0,
       maxMetricCallSites: 100,
+      enrichErrors: false,
       ...options.settings,
     };
     this.metrics = this.createMetrics(options.meter);
     this.leakWatch = this.createLeakWatch();
   }
 
-  /** Applies a new configuration; leases already watched keep the old threshold. */
+  /**
+   * Applies a new configuration. A new leak threshold applies to the leases already held too:
+   * none of them is dropped from the watch, and none is reported twice.
+   */
   configure(settings: LeaseCoreSettings): void {
-    const thresholdChanged = settings.leakThresholdMs !== this.settings.leakThresholdMs;
+    const previousThreshold = this.settings.leakThresholdMs;
     this.settings = settings;
-    if (thresholdChanged) {
-      this.leakWatch.stop();
-      this.leakWatch = this.createLeakWatch();
+    const threshold = settings.leakThresholdMs;
+    if (threshold === previousThreshold) return;
+    if (this.leakWatch instanceof LeakSweeper && threshold > 0) {
+      this.leakWatch.setThreshold(threshold);
+      return;
     }
+    this.leakWatch.stop();
+    this.leakWatch = this.createLeakWatch();
+    if (threshold > 0 && !this.stopped) this.watchHeldLeases();
+  }
+
+  get enrichErrors(): boolean {
+    return this.settings.enrichErrors;
   }
 
   /** Builds the instruments on a new meter (the meter provider changed). */
@@ -209,17 +241,47 @@ export class LeaseCore implements LeaseHost {
         dbSystemOf === undefined ? undefined : (connection) => dbSystemOf(connection),
       );
       this.pools.set(pool, tracked);
+      this.poolCollected.register(pool, tracked);
       if (this.observedPools.size >= PRUNE_POOLS_ABOVE) this.pruneDeadPools();
       this.observedPools.set(tracked, ref);
     }
     return tracked;
   }
 
-  /** Ends every open lease with ERROR status (the tracer provider is shutting down). */
+  /** Ends every open lease with ERROR status, and the failed ones still queued (the tracer provider is shutting down). */
   endOpenLeases(): void {
-    for (const pool of [...this.busyPools]) {
-      for (const lease of [...pool.openLeases]) lease.endAtShutdown();
+    this.failures.flush();
+    this.endLeases(this.busyPools);
+  }
+
+  /**
+   * The library ended `poolObject` (pg-pool's `end()`): its checkouts still waiting will never
+   * be served nor failed by it, so they end now with ERROR status. Held ones stay until their
+   * connection is released, which the library still accepts.
+   */
+  poolEnded(poolObject: object): void {
+    try {
+      const pool = this.pools.get(poolObject);
+      if (pool === undefined) return;
+      for (const lease of [...pool.openLeases]) if (!lease.isHeld) lease.endAtShutdown('pool ended with the checkout still waiting');
+    } catch (error) {
+      this.reportError('poolEnded', error);
     }
+  }
+
+  finishFailure(failure: FailedCheckout): void {
+    this.failures.finish(failure);
+  }
+
+  /** Failed checkouts whose spans wait for a later turn of the loop (tests and diagnostics). */
+  get queuedFailureCount(): number {
+    return this.failures.size;
+  }
+
+  /** A granted lease is a holder of its pool, and is watched for leaks. */
+  leaseGranted(lease: Lease): void {
+    lease.pool.heldLeases.add(lease);
+    this.leakWatch.watch(lease);
   }
 
   /** Number of open leases across all pools (tests and diagnostics). */
@@ -229,9 +291,15 @@ export class LeaseCore implements LeaseHost {
     return count;
   }
 
-  /** Stops the leak timer and restores the tracer provider's shutdown (on disable). */
+  /**
+   * On disable: ends every open lease (its release or grant may now bypass the unpatched library
+   * functions, so it could only misreport later), stops the leak timer and restores the tracer
+   * provider's shutdown.
+   */
   stop(): void {
     this.stopped = true;
+    this.failures.flush();
+    this.endLeases(this.busyPools, 'instrumentation disabled with the lease open');
     this.leakWatch.stop();
     this.shutdownHook.detachAll();
   }
@@ -269,21 +337,34 @@ export class LeaseCore implements LeaseHost {
    * For libraries that release by connection object: checks the connection's lease in, or
    * records an invalid release when that lease already ended. A connection the instrumentation
    * never granted (taken before it was enabled) is left alone. Pass the library's pool object
-   * for pools that lend values that are not objects.
+   * for pools that lend values that are not objects, and a {@link ReleasePolicy} where the
+   * library can tell a foreign resource or releases resources itself: one lookup decides.
    */
-  releaseConnection(connection: unknown, destroyed: boolean, boundary: Function, poolObject?: object): void {
+  releaseConnection(connection: unknown, destroyed: boolean, boundary: Function, poolObject?: object, policy?: ReleasePolicy): void {
     const lease = this.leaseOf(connection, poolObject);
     if (lease === undefined) return;
-    if (lease.isHeld) lease.checkin(destroyed, boundary);
+    if (lease.isHeld) {
+      // Held, but lent by another pool: this pool refuses it and the lease stays held.
+      const lent = policy?.lent;
+      if (lent !== undefined && poolObject !== undefined && !lent(poolObject, connection)) lease.invalidRelease('foreign', boundary);
+      else lease.checkin(destroyed, boundary);
+    }
     // A release after the provider shut down is the lease's own, late: nothing to report.
-    else if (!lease.isOpen && !lease.endedAtProviderShutdown) {
+    else if (policy?.onlyHeld !== true && !lease.isOpen && !lease.endedAtProviderShutdown) {
       lease.invalidRelease(lease.endedByDestroy ? 'destroyed' : 'double_release', boundary);
     }
   }
 
-  /** A statement is about to run on `connection`: see {@link Lease.statementIssued}. */
-  statementIssued(connection: object, boundary: Function): void {
-    this.leaseByConnection.get(connection)?.statementIssued(boundary);
+  /**
+   * A statement is about to run on `connection` (see {@link Lease.statementIssued}); `statement`
+   * is what the library was given (SQL text, or a query object with `text` or `sql`).
+   *
+   * @returns the lease holding the connection, whose {@link Lease.statementSettled} the adapter
+   * calls when this statement finishes; undefined when no held lease has the connection.
+   */
+  statementIssued(connection: object, boundary: Function, statement?: unknown): Lease | undefined {
+    const lease = this.leaseByConnection.get(connection);
+    return lease !== undefined && lease.statementIssued(boundary, statement) ? lease : undefined;
   }
 
   forget(lease: Lease): void {
@@ -293,6 +374,7 @@ export class LeaseCore implements LeaseHost {
     if (connection !== undefined && !isObject(connection) && pool.leasesByPrimitive.get(connection) === lease) {
       pool.leasesByPrimitive.delete(connection);
     }
+    pool.heldLeases.delete(lease);
     pool.openLeases.delete(lease);
     if (pool.openLeases.size === 0) this.busyPools.delete(pool);
   }
@@ -337,12 +419,38 @@ export class LeaseCore implements LeaseHost {
     }
   }
 
+  private endLeases(pools: Iterable<TrackedPool>, reason?: string): void {
+    for (const pool of [...pools]) {
+      for (const lease of [...pool.openLeases]) lease.endAtShutdown(reason);
+    }
+  }
+
+  /** The library's pool object was collected: its leases can never be served or checked in. */
+  private poolGone(pool: TrackedPool): void {
+    try {
+      this.observedPools.delete(pool);
+      this.endLeases([pool], 'pool object garbage-collected with the lease open');
+    } catch (error) {
+      this.reportError('poolGone', error);
+    }
+  }
+
+  /** Watches every held lease not yet reported, oldest grant first (detection turned on). */
+  private watchHeldLeases(): void {
+    const held: Lease[] = [];
+    for (const pool of this.busyPools) for (const lease of pool.heldLeases) if (!lease.leakSuspected) held.push(lease);
+    held.sort((a, b) => a.grantedAt - b.grantedAt);
+    for (const lease of held) this.leakWatch.watch(lease);
+  }
+
   private pruneDeadPools(): void {
     for (const [pool, ref] of this.observedPools) if (ref.deref() === undefined) this.observedPools.delete(pool);
   }
 
   private createMetrics(meter: Meter): PoolMetrics {
-    return new PoolMetrics(meter, () => this.livePools(), this.settings.maxMetricCallSites);
+    return new PoolMetrics(meter, () => this.livePools(), this.settings.maxMetricCallSites, (where, error) =>
+      this.reportError(where, error),
+    );
   }
 
   private createLeakWatch(): LeakWatch<Lease> {
@@ -357,13 +465,14 @@ export class LeaseCore implements LeaseHost {
    */
   private reportLeak(lease: Lease, heldMs: number): void {
     try {
-      lease.markLeakSuspected(heldMs);
+      const stateAttributes = leaseStateAttributes(lease.activityAt());
+      lease.markLeakSuspected(heldMs, stateAttributes);
       this.metrics.recordLeak(lease.pool, lease.stack);
       const leakSpan = this.options.tracer().startSpan(
         `${lease.pool.description.library} leak`,
         {
           kind: SpanKind.INTERNAL,
-          attributes: { ...lease.pool.attributes, ...lease.stack?.attributes, [ATTR_POOL_HELD_MS]: heldMs },
+          attributes: { ...lease.pool.attributes, ...lease.stack?.attributes, [ATTR_POOL_HELD_MS]: heldMs, ...stateAttributes },
           links: [{ context: lease.span.spanContext() }],
         },
         lease.callerContext,

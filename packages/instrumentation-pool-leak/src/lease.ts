@@ -1,7 +1,8 @@
-import { context, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
-import { ATTR_ERROR_TYPE } from '@opentelemetry/semantic-conventions';
+import { context, SpanStatusCode, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
 import { classifyCheckin, currentAsyncResourceType, stackShowsFinalizer, type MisplacedCheckin } from './checkin-context';
-import type { LeakWatch } from './leak-detector';
+import { attachPoolHolders, holdersOf } from './error-holders';
+import type { FailedCheckout } from './failure-queue';
+import { leaseStateAttributes, StatementActivity, type LeaseStateSnapshot } from './lease-state';
 import type { PoolMetrics } from './metrics';
 import { exhaustedPoolAttributes } from './pool-holders';
 import {
@@ -18,7 +19,6 @@ import {
   EVENT_POOL_ACQUIRED,
   EVENT_POOL_CHECKIN_FINALIZER,
   EVENT_POOL_CHECKIN_LOOP_TICK,
-  EVENT_POOL_EXHAUSTED,
   EVENT_POOL_LEAK_RETURNED,
   EVENT_POOL_LEAK_SUSPECTED,
   EVENT_POOL_RELEASE_INVALID,
@@ -33,7 +33,8 @@ export type InvalidReleaseReason = 'double_release' | 'destroyed' | 'foreign';
 /** What a lease needs from the core that created it. */
 export interface LeaseHost {
   readonly metrics: PoolMetrics;
-  readonly leakWatch: LeakWatch<Lease>;
+  /** The pool granted the lease a connection: it is now a holder, watched for leaks. */
+  leaseGranted(lease: Lease): void;
   /** Called exactly once, when the lease ends for any reason. */
   forget(lease: Lease): void;
   /** Remembers which lease holds `connection`, for adapters that release or query by it. */
@@ -43,6 +44,10 @@ export interface LeaseHost {
   /** The stack above `boundary`, capped like checkin stacks. */
   captureCheckinStack(boundary: Function): CapturedStack | undefined;
   reportError(where: string, error: unknown): void;
+  /** Finishes a failed checkout's span, now or on a later turn of the loop (the core's failure queue). */
+  finishFailure(failure: FailedCheckout): void;
+  /** Whether the holders are appended to the message of the pool's own exhausted error. */
+  readonly enrichErrors: boolean;
 }
 
 const enum State {
@@ -69,11 +74,15 @@ export class Lease {
   private lastForeignTraceId: string | undefined;
   /** The connection (or resource) granted to this checkout, when the adapter named it. */
   connection: unknown;
+  /** Statements on the granted connection: what the holders lists and leak reports tell. */
+  private readonly activity = new StatementActivity();
+  private settleListener: (() => void) | undefined;
 
   constructor(
     private readonly host: LeaseHost,
     readonly pool: TrackedPool,
-    readonly span: Span,
+    /** The checkout span; once the lease ended, only its context (see `finish`). */
+    public span: Span,
     /** The context active when the checkout was requested; callbacks run in it. */
     readonly callerContext: Context,
     /** The trace the checkout ran in, if any: a checkin outside it is a loop-tick checkin. */
@@ -101,6 +110,11 @@ export class Lease {
     return this.endedByShutdown;
   }
 
+  /** True once the lease was reported as a suspected leak. */
+  get leakSuspected(): boolean {
+    return this.leakReported;
+  }
+
   /** True once the connection was checked in with a request to destroy it. */
   get endedByDestroy(): boolean {
     return this.destroyed;
@@ -124,7 +138,7 @@ export class Lease {
       this.span.setAttribute(ATTR_POOL_WAIT_MS, waitMs);
       this.span.addEvent(EVENT_POOL_ACQUIRED);
       this.host.metrics.recordWait(this.pool, waitMs / MS_PER_SECOND);
-      this.host.leakWatch.watch(this);
+      this.host.leaseGranted(this);
     } catch (error) {
       this.host.reportError('granted', error);
     }
@@ -161,11 +175,16 @@ export class Lease {
   failed(error: unknown): void {
     if (this.state !== State.Waiting) return;
     try {
-      if (this.pool.isTimeout(error)) this.host.metrics.recordTimeout(this.pool);
-      if (this.pool.isExhausted(error) && this.span.isRecording()) {
-        this.span.addEvent(EVENT_POOL_EXHAUSTED, exhaustedPoolAttributes(this.pool));
+      const failedAt = performance.now();
+      const timeout = this.pool.isTimeout(error);
+      if (timeout) this.host.metrics.recordTimeout(this.pool);
+      let exhausted: Attributes | undefined;
+      if (this.pool.isExhausted(error)) {
+        exhausted = exhaustedPoolAttributes(this.pool, failedAt);
+        attachPoolHolders(error, holdersOf(exhausted), this.host.enrichErrors);
       }
-      endWithError(this.span, error);
+      // The holders and the error's `poolHolders` are decided now; the span may end a few turns later, at this time.
+      this.host.finishFailure({ span: this.span, error, failedAt, exhausted, poolError: timeout || exhausted !== undefined });
     } catch (inner) {
       this.host.reportError('failed', inner);
     }
@@ -173,10 +192,10 @@ export class Lease {
   }
 
   /** Held past the leak threshold: recorded on the checkout span, once. */
-  markLeakSuspected(heldMs: number): void {
+  markLeakSuspected(heldMs: number, stateAttributes: Attributes = leaseStateAttributes(this.activityAt())): void {
     if (this.state !== State.Held || this.leakReported) return;
     this.leakReported = true;
-    this.span.addEvent(EVENT_POOL_LEAK_SUSPECTED, { [ATTR_POOL_HELD_MS]: heldMs });
+    this.span.addEvent(EVENT_POOL_LEAK_SUSPECTED, { [ATTR_POOL_HELD_MS]: heldMs, ...stateAttributes });
   }
 
   /**
@@ -197,14 +216,52 @@ export class Lease {
   }
 
   /**
-   * A statement is about to run on this lease's connection. If another trace is active, that is
-   * the shared-client race (a connection taken in one request and used by another): recorded on
-   * the checkout span once per foreign trace, linked from the active span, counted by call site.
-   * The common path is one context lookup and one id comparison.
+   * A statement is about to run on this lease's connection: counted, marked in flight until
+   * {@link Lease.statementSettled}, and kept by reference (`statement`, as the library was given
+   * it) for the summary of a later report. If another trace is active, that is the shared-client
+   * race (a connection taken in one request and used by another): recorded on the checkout span
+   * once per foreign trace, linked from the active span, counted by call site. The common path
+   * is a few field writes, one context lookup and one id comparison, with no allocation.
+   *
+   * @returns whether the lease is held: only then will the statement's settlement count.
    */
-  statementIssued(boundary: Function): void {
-    const owner = this.ownerTraceId;
-    if (owner === undefined || this.state !== State.Held) return;
+  statementIssued(boundary: Function, statement?: unknown): boolean {
+    if (this.state !== State.Held) return false;
+    try {
+      this.activity.issued(statement, performance.now());
+    } catch (error) {
+      this.host.reportError('statementIssued', error);
+    }
+    if (this.ownerTraceId !== undefined) this.checkStatementContext(this.ownerTraceId, boundary);
+    return true;
+  }
+
+  /** The statement announced by {@link Lease.statementIssued} finished, with a result or an error. */
+  statementSettled(): void {
+    if (this.state === State.Held) this.activity.settled(performance.now());
+  }
+
+  /** {@link Lease.statementSettled} as a listener (a statement's `end` event), made once per lease. */
+  get settler(): () => void {
+    return (this.settleListener ??= () => this.statementSettled());
+  }
+
+  /** For a library whose transaction API opens a transaction without SQL text through a hooked method. */
+  transactionBegan(): void {
+    if (this.state === State.Held) this.activity.transactionBegan();
+  }
+
+  /** For a library whose transaction API commits or rolls back without SQL text through a hooked method. */
+  transactionEnded(): void {
+    if (this.state === State.Held) this.activity.transactionEnded();
+  }
+
+  /** What the held connection is doing now: busy, idle, or idle in a transaction. */
+  activityAt(now = performance.now()): LeaseStateSnapshot {
+    return this.activity.snapshot(now, this.grantedAt);
+  }
+
+  private checkStatementContext(owner: string, boundary: Function): void {
     try {
       const active = trace.getSpanContext(context.active());
       if (active === undefined || active.traceId === owner || active.traceId === this.lastForeignTraceId) return;
@@ -224,13 +281,17 @@ export class Lease {
     }
   }
 
-  /** Ends a still-open lease because the tracer provider shuts down, so it gets exported. */
-  endAtShutdown(): void {
+  /**
+   * Ends a still-open lease because the tracer provider shuts down, so it gets exported; or, with
+   * another `reason`, because the instrumentation was disabled or the pool is gone. A later
+   * grant or release of it is then the lease's own, late, and not reported.
+   */
+  endAtShutdown(reason = 'lease still open at tracer provider shutdown'): void {
     if (this.state === State.Ended) return;
     this.endedByShutdown = true;
     try {
       if (this.state === State.Held) this.span.setAttribute(ATTR_POOL_HELD_MS, performance.now() - this.grantedAt);
-      this.span.setStatus({ code: SpanStatusCode.ERROR, message: 'lease still open at tracer provider shutdown' });
+      this.span.setStatus({ code: SpanStatusCode.ERROR, message: reason });
       this.span.end();
     } catch (error) {
       this.host.reportError('endAtShutdown', error);
@@ -266,6 +327,10 @@ export class Lease {
   private finish(): void {
     if (this.state === State.Ended) return;
     this.state = State.Ended;
+    // The connection keeps its latest lease (for a late release) as long as the pool keeps the
+    // connection: without this, every pooled connection would retain a whole ended span.
+    this.span = trace.wrapSpanContext(this.span.spanContext());
+    this.activity.clear();
     this.host.forget(this);
   }
 }
@@ -275,26 +340,4 @@ export function invalidReleaseAttributes(reason: InvalidReleaseReason, stack: Ca
   return stack === undefined
     ? { [ATTR_POOL_RELEASE_REASON]: reason }
     : { [ATTR_POOL_RELEASE_REASON]: reason, [ATTR_POOL_RELEASE_STACKTRACE]: stack.text };
-}
-
-/** ERROR status, exception event and `error.type`, then end: the one way a failed span ends. */
-export function endWithError(span: Span, error: unknown): void {
-  if (error instanceof Error) {
-    span.recordException(error);
-    span.setAttribute(ATTR_ERROR_TYPE, errorType(error));
-    span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
-  } else {
-    span.setAttribute(ATTR_ERROR_TYPE, '_OTHER');
-    span.setStatus({ code: SpanStatusCode.ERROR, message: String(error) });
-  }
-  span.end();
-}
-
-function errorType(error: Error): string {
-  const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string' && code !== '') return code;
-  // Some libraries subclass Error without naming the subclass (tarn's TimeoutError).
-  const className = error.constructor?.name;
-  if (error.name === 'Error' && typeof className === 'string' && className !== '' && className !== 'Error') return className;
-  return error.name || '_OTHER';
 }

@@ -10,7 +10,7 @@ import {
 import { ATTR_CODE_FILE_PATH, ATTR_CODE_FUNCTION_NAME, ATTR_CODE_LINE_NUMBER } from '@opentelemetry/semantic-conventions';
 import { ATTR_DB_CLIENT_CONNECTION_POOL_NAME, ATTR_DB_CLIENT_CONNECTION_STATE, ATTR_POOL_CALL_PATH } from './semconv';
 import type { CapturedStack } from './stack';
-import type { TrackedPool } from './tracked-pool';
+import type { PoolStats, TrackedPool } from './tracked-pool';
 
 /** Semconv's suggested buckets for connection wait and use times, in seconds. */
 const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10];
@@ -45,6 +45,8 @@ export class PoolMetrics {
     meter: Meter,
     private readonly livePools: () => Iterable<TrackedPool>,
     maxCallSites: number,
+    /** Where a pool probe that throws is reported (once per place, by the caller). */
+    private readonly reportError: (where: string, error: unknown) => void = () => {},
   ) {
     this.callSites = new CallSiteAttributes(maxCallSites);
     this.waitTime = meter.createHistogram('db.client.connection.wait_time', {
@@ -114,7 +116,14 @@ export class PoolMetrics {
 
   private observe(result: BatchObservableResult): void {
     for (const pool of this.livePools()) {
-      const stats = pool.readStats();
+      // One pool whose probe throws must not cost the others their points.
+      let stats: PoolStats | undefined;
+      try {
+        stats = pool.readStats();
+      } catch (error) {
+        this.reportError('poolStats', error);
+        continue;
+      }
       if (stats === undefined) continue;
       const attributes = this.attributesOf(pool);
       result.observe(this.count, stats.idle, attributes.idle);

@@ -49,3 +49,15 @@ export const EVENT_POOL_USE_FOREIGN_CONTEXT = 'pool.use.foreign_context';
 export const ATTR_POOL_USE_STACKTRACE = 'pool.use.stacktrace';
 export const ATTR_POOL_USE_TRACE_ID = 'pool.use.trace_id';
 export const ATTR_POOL_USE_SPAN_ID = 'pool.use.span_id';
+
+/** What a held connection is doing when reported: `busy` | `idle` | `idle_in_transaction`. */
+export const ATTR_POOL_LEASE_STATE = 'pool.lease.state';
+/** Milliseconds since the last statement on the held connection settled (since the grant if none); 0 while busy. */
+export const ATTR_POOL_LEASE_IDLE_MS = 'pool.lease.idle_ms';
+/** Statements issued on the held connection since the grant. */
+export const ATTR_POOL_LEASE_STATEMENTS = 'pool.lease.statements';
+/**
+ * Semconv (development): `db.query.summary`, here of the last statement on the held connection:
+ * operation and first table (`INSERT entries`), never a literal or parameter.
+ */
+export const ATTR_DB_QUERY_SUMMARY = 'db.query.summary';

@@ -9,7 +9,7 @@ import {
 import { sep } from 'node:path';
 import { ATTR_POOL_CALL_PATH } from './semconv';
 import { callPathEntry, isApplicationFrame, parseFrame } from './stack-frame';
-import { FrameCache, FrameFields, formatFrame, ScriptCatalog, scriptOf, type ScriptInfo } from './structured-frames';
+import { FRAME_CACHE_GROWTH_LIMIT, FrameCache, FrameFields, formatFrame, ScriptCatalog, scriptOf, type ScriptInfo } from './structured-frames';
 
 export { isApplicationFrame, parseFrame, type ParsedFrame } from './stack-frame';
 
@@ -63,7 +63,7 @@ export interface StackCaptureOptions {
   readonly firstWindow?: number;
   /** Upper bound of the stack text, cut at a line end. Default 8192 characters. */
   readonly maxChars?: number;
-  /** Distinct captured stacks remembered. Default 256. */
+  /** Distinct captured stacks remembered at first; grows up to 16 times when call sites outnumber it. Default 256. */
   readonly cacheSize?: number;
 }
 
@@ -128,6 +128,9 @@ export function createStackCapture(options: StackCaptureOptions): StackCapture {
   // One cache per mode: their keys are of different kinds (frame records / formatted text).
   const structuredCache = new FrameCache<CapturedStack>(cacheSize);
   const textCache = new Map<string, CapturedStack>();
+  // Grows like FrameCache (see there) when the call sites outnumber it.
+  let textCapacity = cacheSize;
+  let textDropped = 0;
   /** The record of the kept frames of the capture under way (structured mode), reused. */
   const fields = new FrameFields();
   const siteInfos: (ScriptInfo | undefined)[] = [];
@@ -235,9 +238,14 @@ export function createStackCapture(options: StackCaptureOptions): StackCapture {
         const cached = textCache.get(captured);
         if (cached !== undefined) return cached;
         const built = buildCapturedStack(captured, maxFrames, maxChars, ownPrefixes);
-        if (textCache.size >= cacheSize) {
+        if (textCache.size >= textCapacity && textDropped >= textCapacity && textCapacity < cacheSize * FRAME_CACHE_GROWTH_LIMIT) {
+          textCapacity *= 2;
+          textDropped = 0;
+        }
+        if (textCache.size >= textCapacity) {
           const oldest = textCache.keys().next();
           if (oldest.done !== true) textCache.delete(oldest.value);
+          textDropped += 1;
         }
         textCache.set(captured, built);
         return built;

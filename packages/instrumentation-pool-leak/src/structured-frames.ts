@@ -109,15 +109,30 @@ interface FrameEntry<V> {
   readonly value: V;
 }
 
+/** How many times its first capacity a {@link FrameCache} may grow to. */
+export const FRAME_CACHE_GROWTH_LIMIT = 16;
+
 /**
  * Values built from frames, found again only for identical frames (every slot equal). Bounded:
- * past `capacity` entries the oldest hash bucket is dropped.
+ * past `capacity` entries the oldest hash bucket is dropped. Adaptive: once as many entries were
+ * dropped as the cache holds, the application's call sites outnumber it and every checkout would
+ * miss (a miss formats and parses the stack, ~2.5 times a hit), so the capacity doubles, up to
+ * {@link FRAME_CACHE_GROWTH_LIMIT} times the first one.
  */
 export class FrameCache<V> {
   private readonly buckets = new Map<number, FrameEntry<V>[]>();
   private size = 0;
+  private dropped = 0;
+  private readonly maxCapacity: number;
 
-  constructor(private readonly capacity: number) {}
+  constructor(private capacity: number) {
+    this.maxCapacity = capacity * FRAME_CACHE_GROWTH_LIMIT;
+  }
+
+  /** Entries the cache holds at most now. */
+  get currentCapacity(): number {
+    return this.capacity;
+  }
 
   get(fields: FrameFields): V | undefined {
     const bucket = this.buckets.get(fields.hash);
@@ -127,11 +142,16 @@ export class FrameCache<V> {
   }
 
   set(fields: FrameFields, value: V): void {
+    if (this.size >= this.capacity && this.dropped >= this.capacity && this.capacity < this.maxCapacity) {
+      this.capacity = Math.min(this.maxCapacity, this.capacity * 2);
+      this.dropped = 0;
+    }
     if (this.size >= this.capacity) {
       const oldest = this.buckets.entries().next();
       if (oldest.done !== true) {
         this.buckets.delete(oldest.value[0]);
         this.size -= oldest.value[1].length;
+        this.dropped += oldest.value[1].length;
       }
     }
     const entry = { slots: fields.slots.slice(), value };

@@ -45,6 +45,11 @@ export class TrackedPool {
   /** Leases requested and not yet ended, oldest first (a Set keeps insertion order). */
   readonly openLeases = new Set<Lease>();
   /**
+   * The granted leases not yet ended, in grant order (longest held first): the holders are named
+   * from here without walking the leases still waiting.
+   */
+  readonly heldLeases = new Set<Lease>();
+  /**
    * Open leases of granted resources that are not objects (a pool may lend numbers), which a
    * WeakMap cannot key; entries go when their lease ends.
    */

@@ -1,7 +1,10 @@
 import type { InstrumentationConfig } from '@opentelemetry/instrumentation';
 
-/** Pool libraries this instrumentation knows by name (the adapter names of DESIGN.md). */
-export const POOL_LIBRARIES = ['pg-pool', 'mysql2', 'mariadb', 'generic-pool', 'tarn'] as const;
+/**
+ * Pool libraries this instrumentation knows by name (the adapter names of DESIGN.md): the one
+ * list. `ADAPTERS` (adapters/index.ts) maps each name to its adapter.
+ */
+export const POOL_LIBRARIES = ['pg-pool', 'mysql2', 'mariadb', 'generic-pool', 'tarn', 'sequelize-pool', 'postgres', 'redis'] as const;
 
 /** One of {@link POOL_LIBRARIES}. */
 export type PoolLibrary = (typeof POOL_LIBRARIES)[number];
@@ -69,4 +72,17 @@ export interface PoolLeakInstrumentationConfig extends InstrumentationConfig {
    * (comma-separated, e.g. `pg-pool,mysql2`).
    */
   libraries?: PoolLibrary[];
+
+  /**
+   * `true` appends the current holders to the message of the pool's own timeout / exhausted
+   * error that the application receives, so the log line it already writes names the culprit:
+   * `"timeout exceeded when trying to connect; pool holders: set (lib/store.js:22) held 2651 ms
+   * — idle 2600 ms in transaction, last INSERT entries"`. The same strings are always on the
+   * error's non-enumerable `poolHolders` property, which `message`, `stack`, `JSON.stringify`
+   * and `util.inspect` do not show; with `false` the error is otherwise untouched.
+   *
+   * Default `false`; environment `OTEL_POOL_LEAK_ENRICH_ERRORS` (`true` / `false`). Cost: only
+   * when a checkout fails because the pool is exhausted.
+   */
+  enrichErrors?: boolean;
 }

@@ -15,7 +15,7 @@ describe('resolveConfig', () => {
     expect(config.checkinStackFrames).toBe(30);
     expect(config.leakThresholdMs).toBe(30_000);
     expect(config.maxMetricCallSites).toBe(100);
-    expect([...config.libraries]).toEqual(['pg-pool', 'mysql2', 'mariadb', 'generic-pool', 'tarn']);
+    expect([...config.libraries]).toEqual(['pg-pool', 'mysql2', 'mariadb', 'generic-pool', 'tarn', 'sequelize-pool', 'postgres', 'redis']);
     expect(warnings).toEqual([]);
   });
 
@@ -77,14 +77,14 @@ describe('resolveConfig', () => {
     expect(config.stackFrames).toBe(50);
     expect(config.checkinStackFrames).toBe(30);
     expect(config.leakThresholdMs).toBe(30_000);
-    expect(config.libraries.size).toBe(5);
+    expect(config.libraries.size).toBe(8);
   });
 
   it('an unknown name next to known ones is dropped with one warning', () => {
-    const { config, warnings } = resolveWith({}, { OTEL_POOL_LEAK_LIBRARIES: 'pg-pool,redis' });
+    const { config, warnings } = resolveWith({}, { OTEL_POOL_LEAK_LIBRARIES: 'pg-pool,mongodb' });
     expect([...config.libraries]).toEqual(['pg-pool']);
     expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toContain('redis');
+    expect(warnings[0]).toContain('mongodb');
   });
 
   it('a bad code option warns and falls back', () => {

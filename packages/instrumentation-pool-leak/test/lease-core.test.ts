@@ -242,7 +242,7 @@ describe('leases found by connection object (libraries that release and query by
     const failed = exporter.getFinishedSpans().filter((s) => s.status.code === SpanStatusCode.ERROR);
     const holders = eventNamed(failed[0]!, 'pool.exhausted')?.attributes?.['pool.holders'] as string[];
     expect(holders.map((holder) => holder.split(' ')[0])).toEqual(['holdSecond', 'holdFirst']);
-    expect(holders[0]).toMatch(/^holdSecond \(.*lease-core\.test\.ts:\d+\) held \d+ ms$/);
+    expect(holders[0]).toMatch(/^holdSecond \(.*lease-core\.test\.ts:\d+\) held \d+ ms — idle \d+ ms$/);
     expect(eventNamed(failed[0]!, 'pool.exhausted')?.attributes?.['pool.holders.count']).toBe(2);
     expect(eventNamed(failed[0]!, 'pool.exhausted')?.attributes?.['db.client.connection.max']).toBe(2);
     expect(eventNamed(failed[1]!, 'pool.exhausted')).toBeUndefined();

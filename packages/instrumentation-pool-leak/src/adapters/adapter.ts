@@ -1,6 +1,5 @@
 import type { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
 import type { LeaseCore } from '../lease-core';
-import type { PoolLibrary } from '../types';
 
 /** Wraps and unwraps library methods (see patcher.ts: coexists with the contrib instrumentations). */
 export interface Patcher {
@@ -22,10 +21,10 @@ export interface AdapterContext {
 
 /**
  * Translates one pool library's acquire and release points into calls on the lease API. An
- * adapter knows nothing about spans, stacks or timing.
+ * adapter knows nothing about spans, stacks or timing. Built with `defineAdapter` (kit.ts);
+ * its library name is its key in `ADAPTERS`.
  */
 export interface PoolAdapter {
-  readonly library: PoolLibrary;
   moduleDefinitions(context: AdapterContext): InstrumentationNodeModuleDefinition[];
 }
 

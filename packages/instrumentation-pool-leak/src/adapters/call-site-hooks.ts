@@ -1,8 +1,8 @@
 import type { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
-import type { LeaseCore } from '../lease-core';
 import type { CapturedStack } from '../stack';
 import type { PoolLibrary } from '../types';
 import type { AdapterContext } from './adapter';
+import { reportFrom, type AdapterCore, type Method } from './kit';
 
 /**
  * Wrappers for call-site hooks on query builders and ORMs: each library's hook only says which
@@ -22,12 +22,10 @@ export interface CallSiteHook {
   moduleDefinitions(context: AdapterContext): InstrumentationNodeModuleDefinition[];
 }
 
-type Method<This, Args extends unknown[], Result> = (this: This, ...args: Args) => Result;
-
 /** A method that builds a query or transaction object: the object remembers the caller. */
 export function rememberingCaller<This, Args extends unknown[], Result>(
   original: Method<This, Args, Result>,
-  core: () => LeaseCore,
+  core: () => AdapterCore,
   /** True where the built object never checks out (knex builders of a transaction's client). */
   skip?: (self: This) => boolean,
 ): Method<This, Args, Result> {
@@ -48,7 +46,7 @@ export function rememberingCaller<This, Args extends unknown[], Result>(
  */
 export function derivingCallSite<This, Args extends unknown[], Result>(
   original: Method<This, Args, Result>,
-  core: () => LeaseCore,
+  core: () => AdapterCore,
 ): Method<This, Args, Result> {
   return function deriveWithCallSite(this: This, ...args: Args): Result {
     const derived = original.apply(this, args);
@@ -70,7 +68,7 @@ export function derivingCallSite<This, Args extends unknown[], Result>(
  */
 export function runningWithCallSite<This, Args extends unknown[], Result>(
   original: Method<This, Args, Result>,
-  core: () => LeaseCore,
+  core: () => AdapterCore,
   ownerOf: (self: This) => unknown = (self) => self,
 ): Method<This, Args, Result> {
   return function runWithCallSite(this: This, ...args: Args): Result {
@@ -86,7 +84,7 @@ export function runningWithCallSite<This, Args extends unknown[], Result>(
  */
 export function carryingCaller<This, Args extends unknown[], Result>(
   original: Method<This, Args, Result>,
-  core: () => LeaseCore,
+  core: () => AdapterCore,
 ): Method<This, Args, Result> {
   return function callWithCallSite(this: This, ...args: Args): Result {
     return runCarried(core, original, this, args, (leaseCore) => {
@@ -102,11 +100,11 @@ export function carryingCaller<This, Args extends unknown[], Result>(
  * a carried library call.
  */
 function runCarried<This, Args extends unknown[], Result>(
-  core: () => LeaseCore,
+  core: () => AdapterCore,
   original: Method<This, Args, Result>,
   self: This,
   args: Args,
-  siteFor: (leaseCore: LeaseCore) => CapturedStack | undefined,
+  siteFor: (leaseCore: AdapterCore) => CapturedStack | undefined,
 ): Result {
   let carried: { run: () => Result } | undefined;
   try {
@@ -141,7 +139,7 @@ type ThenAccessor = (() => unknown) & { [REPLACED]?: PropertyDescriptor };
 export class ThenReadHooks {
   private readonly replaced = new Map<object, PropertyDescriptor>();
 
-  constructor(private readonly core: () => LeaseCore) {}
+  constructor(private readonly core: () => AdapterCore) {}
 
   /**
    * Replaces `prototype.then` (an own method, or our accessor that a library copied there from
@@ -187,13 +185,5 @@ export class ThenReadHooks {
   static isPatched(prototype: object): boolean {
     const getter = Object.getOwnPropertyDescriptor(prototype, 'then')?.get as ThenAccessor | undefined;
     return getter?.[REPLACED] !== undefined;
-  }
-}
-
-function reportFrom(core: () => LeaseCore, where: string, error: unknown): void {
-  try {
-    core().reportError(where, error);
-  } catch {
-    // Nothing left to report through.
   }
 }

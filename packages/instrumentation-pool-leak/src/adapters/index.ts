@@ -1,4 +1,5 @@
 import type { PoolAdapter } from './adapter';
+import type { PoolLibrary } from '../types';
 import type { CallSiteHook } from './call-site-hooks';
 import { drizzleHook } from './drizzle';
 import { prismaHook } from './prisma';
@@ -6,10 +7,25 @@ import { genericPoolAdapter } from './generic-pool';
 import { mariadbAdapter } from './mariadb';
 import { mysql2Adapter } from './mysql2';
 import { pgPoolAdapter } from './pg-pool';
+import { postgresAdapter } from './postgres';
+import { sequelizePoolAdapter } from './sequelize-pool';
+import { redisAdapter } from './redis';
 import { tarnAdapter } from './tarn';
 
-/** Every adapter this package ships, by library name. */
-export const ADAPTERS: readonly PoolAdapter[] = [pgPoolAdapter, mysql2Adapter, mariadbAdapter, genericPoolAdapter, tarnAdapter];
+/**
+ * Every adapter this package ships, keyed by its name in `POOL_LIBRARIES` (types.ts), the one
+ * list of library names: a name without an adapter, or an adapter without a name, does not compile.
+ */
+export const ADAPTERS: { readonly [Library in PoolLibrary]: PoolAdapter } = {
+  'pg-pool': pgPoolAdapter,
+  mysql2: mysql2Adapter,
+  mariadb: mariadbAdapter,
+  'generic-pool': genericPoolAdapter,
+  tarn: tarnAdapter,
+  'sequelize-pool': sequelizePoolAdapter,
+  postgres: postgresAdapter,
+  redis: redisAdapter,
+};
 
 /**
  * Call-site hooks of query builders and ORMs that run queries from `then()` (knex's are part

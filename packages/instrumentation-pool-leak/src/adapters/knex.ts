@@ -1,7 +1,6 @@
 import { InstrumentationNodeModuleFile } from '@opentelemetry/instrumentation';
-import type { LeaseCore } from '../lease-core';
 import type { PoolDescription } from '../tracked-pool';
-import { commonJsExports, type AdapterContext, type Patcher } from './adapter';
+import type { AdapterCore, AdapterKit, MethodHook } from './kit';
 import { carryingCaller, derivingCallSite, rememberingCaller, runningWithCallSite } from './call-site-hooks';
 import { serverOfConnectionString, type ServerOfUrl } from './connection-string';
 import type { KnexBatchInsert, KnexClient, KnexClientClass, KnexQueryBuilderClass, KnexRunner, KnexRunnerClass, KnexTransactionClass } from './knex-types';
@@ -48,81 +47,30 @@ export interface KnexHooks {
  * builder` calls the builder's `then` from a promise job, and a transaction acquires from a
  * `then` callback, when the application's frames are gone from the stack.
  */
-export function knexHooks({ core, patcher }: AdapterContext): KnexHooks {
+export function knexHooks({ core, file }: AdapterKit): KnexHooks {
   /** Descriptions of the tarn pools knex created, by pool: knex knows the server, tarn does not. */
   const knexPools = new WeakMap<object, PoolDescription>();
   const batchInsert = batchInsertHook(core);
   const files = [
-    new InstrumentationNodeModuleFile(
-      'knex/lib/client.js',
-      SUPPORTED_VERSIONS,
-      (moduleExports: KnexClientClass) => {
-        const prototype = commonJsExports(moduleExports).prototype;
-        patchCreationMethods(prototype, core, patcher);
-        patcher.wrap(prototype, 'initializePool', (original) => describingPool(original, knexPools));
-        return moduleExports;
-      },
-      (moduleExports: KnexClientClass | undefined) => {
-        if (moduleExports === undefined) return;
-        const prototype = commonJsExports(moduleExports).prototype;
-        unpatchCreationMethods(prototype, patcher);
-        patcher.unwrap(prototype, 'initializePool');
-      },
-    ),
-    new InstrumentationNodeModuleFile(
-      'knex/lib/query/querybuilder.js',
-      SUPPORTED_VERSIONS,
-      (moduleExports: KnexQueryBuilderClass) => {
-        // `new this.constructor(this.client)`: no client method sees a clone being made.
-        patcher.wrap(commonJsExports(moduleExports).prototype, 'clone', (original) => derivingCallSite(original, core));
-        return moduleExports;
-      },
-      (moduleExports: KnexQueryBuilderClass | undefined) => {
-        if (moduleExports !== undefined) patcher.unwrap(commonJsExports(moduleExports).prototype, 'clone');
-      },
-    ),
-    new InstrumentationNodeModuleFile(
-      'knex/lib/execution/runner.js',
-      SUPPORTED_VERSIONS,
-      (moduleExports: KnexRunnerClass) => {
-        const prototype = commonJsExports(moduleExports).prototype;
-        const builderOf = (runner: KnexRunner) => runner.builder;
-        patcher.wrap(prototype, 'run', (original) => runningWithCallSite(original, core, builderOf));
-        if (typeof prototype.stream === 'function') patcher.wrap(prototype, 'stream', (original) => runningWithCallSite(original, core, builderOf));
-        return moduleExports;
-      },
-      (moduleExports: KnexRunnerClass | undefined) => {
-        if (moduleExports === undefined) return;
-        const prototype = commonJsExports(moduleExports).prototype;
-        patcher.unwrap(prototype, 'run');
-        patcher.unwrap(prototype, 'stream');
-      },
-    ),
-    new InstrumentationNodeModuleFile(
-      'knex/lib/execution/transaction.js',
-      SUPPORTED_VERSIONS,
-      (moduleExports: KnexTransactionClass) => {
-        patcher.wrap(commonJsExports(moduleExports).prototype, 'acquireConnection', (original) => runningWithCallSite(original, core));
-        return moduleExports;
-      },
-      (moduleExports: KnexTransactionClass | undefined) => {
-        if (moduleExports !== undefined) patcher.unwrap(commonJsExports(moduleExports).prototype, 'acquireConnection');
-      },
-    ),
+    file('knex/lib/client.js', SUPPORTED_VERSIONS, (Client: KnexClientClass, hook) => {
+      hookCreationMethods(Client.prototype, core, hook);
+      hook(Client.prototype, 'initializePool', (original) => describingPool(original, knexPools));
+    }),
+    // `new this.constructor(this.client)`: no client method sees a clone being made.
+    file('knex/lib/query/querybuilder.js', SUPPORTED_VERSIONS, (QueryBuilder: KnexQueryBuilderClass, hook) => {
+      hook(QueryBuilder.prototype, 'clone', (original) => derivingCallSite(original, core));
+    }),
+    file('knex/lib/execution/runner.js', SUPPORTED_VERSIONS, (Runner: KnexRunnerClass, hook) => {
+      const builderOf = (runner: KnexRunner) => runner.builder;
+      hook(Runner.prototype, 'run', (original) => runningWithCallSite(original, core, builderOf));
+      if (typeof Runner.prototype.stream === 'function') hook(Runner.prototype, 'stream', (original) => runningWithCallSite(original, core, builderOf));
+    }),
+    file('knex/lib/execution/transaction.js', SUPPORTED_VERSIONS, (Transaction: KnexTransactionClass, hook) => {
+      hook(Transaction.prototype, 'acquireConnection', (original) => runningWithCallSite(original, core));
+    }),
     new InstrumentationNodeModuleFile('knex/lib/execution/batch-insert.js', SUPPORTED_VERSIONS, batchInsert.patch, batchInsert.unpatch),
-    ...DIALECTS.map(
-      (dialect) =>
-        new InstrumentationNodeModuleFile(
-          `knex/lib/dialects/${dialect}/index.js`,
-          SUPPORTED_VERSIONS,
-          (moduleExports: KnexClientClass) => {
-            patchCreationMethods(commonJsExports(moduleExports).prototype, core, patcher);
-            return moduleExports;
-          },
-          (moduleExports: KnexClientClass | undefined) => {
-            if (moduleExports !== undefined) unpatchCreationMethods(commonJsExports(moduleExports).prototype, patcher);
-          },
-        ),
+    ...DIALECTS.map((dialect) =>
+      file(`knex/lib/dialects/${dialect}/index.js`, SUPPORTED_VERSIONS, (Dialect: KnexClientClass, hook) => hookCreationMethods(Dialect.prototype, core, hook)),
     ),
   ];
   return { files, poolDescription: (pool) => knexPools.get(pool) };
@@ -132,17 +80,13 @@ export function knexHooks({ core, patcher }: AdapterContext): KnexHooks {
  * Wraps the creation methods this class defines itself (dialects override some of the base
  * client's): an inherited one is wrapped where it is defined.
  */
-function patchCreationMethods(prototype: KnexClient, core: () => LeaseCore, patcher: Patcher): void {
+function hookCreationMethods(prototype: KnexClient, core: () => AdapterCore, hook: MethodHook): void {
   for (const name of CREATION_METHODS) {
     if (Object.prototype.hasOwnProperty.call(prototype, name)) {
       // A transaction's client runs everything on the transaction's connection: no checkout follows.
-      patcher.wrap(prototype, name, (original) => rememberingCaller(original, core, (client: KnexClient) => client.transacting === true));
+      hook(prototype, name, (original) => rememberingCaller(original, core, (client: KnexClient) => client.transacting === true));
     }
   }
-}
-
-function unpatchCreationMethods(prototype: KnexClient, patcher: Patcher): void {
-  for (const name of CREATION_METHODS) if (Object.prototype.hasOwnProperty.call(prototype, name)) patcher.unwrap(prototype, name);
 }
 
 /**
@@ -152,7 +96,7 @@ function unpatchCreationMethods(prototype: KnexClient, patcher: Patcher): void {
  * under it takes that call site (the OpenTelemetry context carries it through the timer). After
  * `disable()` the stand-in stays in knex's closure and calls knex's function straight through.
  */
-function batchInsertHook(core: () => LeaseCore) {
+function batchInsertHook(core: () => AdapterCore) {
   let enabled = false;
   const standIns = new WeakMap<KnexBatchInsert, KnexBatchInsert>();
   const standInFor = (original: KnexBatchInsert): KnexBatchInsert => {

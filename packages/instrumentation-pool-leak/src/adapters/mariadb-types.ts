@@ -3,7 +3,7 @@
 // connector's own internals: the adapter checks their shape at run time before patching.
 
 /** `(error)` or `(null, connection)`: how the connector's own pool answers a checkout. */
-export type MariaDbAcquireCallback = (error: Error | null, connection?: MariaDbConnection) => void;
+export type MariaDbAcquireCallback = (error: unknown, connection?: MariaDbConnection) => void;
 
 /** The `resolve` and `reject` functions a raw connection's command methods take. */
 export type MariaDbSettle = (value?: unknown) => void;

@@ -1,13 +1,12 @@
 import { EventEmitter } from 'node:events';
 import { context, diag } from '@opentelemetry/api';
-import { InstrumentationNodeModuleDefinition, InstrumentationNodeModuleFile } from '@opentelemetry/instrumentation';
 import { DB_SYSTEM_NAME_VALUE_MARIADB } from '@opentelemetry/semantic-conventions';
 import type { Lease } from '../lease';
-import type { LeaseCore, PoolProbe } from '../lease-core';
+import type { PoolProbe } from '../lease-core';
 import type { PoolDescription } from '../tracked-pool';
-import { commonJsExports, type AdapterContext, type Patcher, type PoolAdapter } from './adapter';
+import type { Patcher } from './adapter';
+import { defineAdapter, leasedCallback, type AdapterCore, type MethodHook } from './kit';
 import type {
-  MariaDbAcquireCallback,
   MariaDbCallbackGetConnection,
   MariaDbCommandParam,
   MariaDbConnection,
@@ -15,6 +14,7 @@ import type {
   MariaDbEntryModule,
   MariaDbFrontEndPool,
   MariaDbInternalPool,
+  MariaDbSettle,
   MariaDbStatementMethodName,
 } from './mariadb-types';
 
@@ -49,23 +49,13 @@ const STATEMENT_METHODS: readonly MariaDbStatementMethodName[] = ['query', 'prep
  * raw connection's statement methods are the statement points, and the callback front-end's
  * `_QUERY_CMD` for `conn.query(sql, cb)`, which bypasses them.
  */
-export const mariadbAdapter: PoolAdapter = {
-  library: 'mariadb',
-  moduleDefinitions({ core, patcher }: AdapterContext) {
-    const patches = new ConnectorPatches(core, patcher);
-    const patch = (flavour: Flavour) => (moduleExports: MariaDbEntryModule) => {
-      patches.patchEntry(commonJsExports(moduleExports), flavour);
-      return moduleExports;
-    };
-    const unpatch = (moduleExports: MariaDbEntryModule | undefined) => {
-      if (moduleExports !== undefined) patches.unpatchEntry(commonJsExports(moduleExports));
-    };
-    const callbackEntries = CALLBACK_ENTRY_FILES.map(
-      (file) => new InstrumentationNodeModuleFile(file, SUPPORTED_VERSIONS, patch('callback'), unpatch),
-    );
-    return [new InstrumentationNodeModuleDefinition('mariadb', SUPPORTED_VERSIONS, patch('promise'), unpatch, callbackEntries)];
-  },
-};
+export const mariadbAdapter = defineAdapter(({ core, patcher, module, file }) => {
+  const patches = new ConnectorPatches(core, patcher);
+  const callbackEntries = CALLBACK_ENTRY_FILES.map((name) =>
+    file(name, SUPPORTED_VERSIONS, (entry: MariaDbEntryModule, hook) => patches.hookEntry(entry, 'callback', hook)),
+  );
+  return [module('mariadb', SUPPORTED_VERSIONS, (entry: MariaDbEntryModule, hook) => patches.hookEntry(entry, 'promise', hook), callbackEntries)];
+});
 
 type Flavour = 'promise' | 'callback';
 type PoolMethod<Name extends keyof MariaDbInternalPool> = MariaDbInternalPool[Name];
@@ -76,14 +66,6 @@ interface ConnectorClasses {
   readonly pool: MariaDbInternalPool;
   readonly frontEnd: MariaDbFrontEndPool;
 }
-
-/** Per entry point; null = looked, not recognised (reported once). */
-const classesByEntry = new WeakMap<object, ConnectorClasses | null>();
-/**
- * Connections whose lease ended because the pool dropped them (their socket died). The owner's
- * later `release()` of such a connection is what it should do, not an invalid release.
- */
-const lostConnections = new WeakSet<object>();
 
 const mariadbProbe: PoolProbe<MariaDbInternalPool> = {
   describe: describeMariaDbPool,
@@ -106,46 +88,56 @@ const mariadbProbe: PoolProbe<MariaDbInternalPool> = {
 
 /**
  * Everything patched for one instrumentation: the classes found per entry point, and those found
- * later on the first objects the connector hands out (raw connections, `ConnectionCallback`).
+ * later on the first objects the connector hands out (raw connections, `ConnectionCallback`),
+ * which are wrapped again on every enable and unwrapped on every disable with the rest.
  */
 class ConnectorPatches {
+  /** Per entry point; null = looked, not recognised (reported once). */
+  private readonly classesByEntry = new WeakMap<object, ConnectorClasses | null>();
   private readonly connectionPrototypes = new Set<MariaDbConnection>();
   private readonly connectionCallbackClasses = new Set<MariaDbConnectionCallbackClass>();
+  /**
+   * Connections whose lease ended because the pool dropped them (their socket died). The owner's
+   * later `release()` of such a connection is what it should do, not an invalid release.
+   */
+  readonly lostConnections = new WeakSet<object>();
 
   constructor(
-    private readonly core: () => LeaseCore,
+    private readonly core: () => AdapterCore,
     private readonly patcher: Patcher,
   ) {}
 
-  patchEntry(entry: MariaDbEntryModule, flavour: Flavour): void {
-    const classes = classesOf(entry);
+  /** Wraps (or, on unpatch, unwraps) everything of one entry point, and the classes found since. */
+  hookEntry(entry: MariaDbEntryModule, flavour: Flavour, hook: MethodHook): void {
+    const classes = this.classesOf(entry);
     if (classes === undefined) return;
-    this.patchPool(classes.pool);
-    if (flavour === 'callback' && !this.patcher.isPatched(classes.frontEnd, 'getConnection')) {
+    const { core } = this;
+    const pool = classes.pool;
+    const onGrant = (connection: MariaDbConnection) => this.patchConnectionClass(connection);
+    hook(pool, 'getConnection', (original) => wrapGetConnection(original, core, onGrant));
+    hook(pool, '_handleRelease', (original) => wrapHandleRelease(original, core, this.lostConnections));
+    hook(pool, 'release', (original) => wrapLibraryRelease(original, core));
+    hook(pool, '_endLeak', (original) => wrapEndLeak(original, core, this.lostConnections));
+    if (flavour === 'callback') {
       const frontEnd = classes.frontEnd as { getConnection: MariaDbCallbackGetConnection };
-      this.patcher.wrap(frontEnd, 'getConnection', (original) => this.wrapCallbackGetConnection(original));
+      hook(frontEnd, 'getConnection', (original) => this.wrapCallbackGetConnection(original));
+    }
+    for (const prototype of this.connectionPrototypes) {
+      for (const name of STATEMENT_METHODS) hook(prototype, name, (original) => wrapStatement(original, core));
+    }
+    for (const connectionClass of this.connectionCallbackClasses) {
+      hook(connectionClass, '_QUERY_CMD', (original) => wrapQueryCommand(original, core));
     }
   }
 
-  unpatchEntry(entry: MariaDbEntryModule): void {
-    const classes = classesByEntry.get(entry);
-    if (classes === undefined || classes === null) return;
-    unwrapAll(this.patcher, classes.pool, POOL_METHODS);
-    unwrapAll(this.patcher, classes.frontEnd, ['getConnection']);
-    for (const prototype of this.connectionPrototypes) unwrapAll(this.patcher, prototype, STATEMENT_METHODS);
-    for (const connectionClass of this.connectionCallbackClasses) unwrapAll(this.patcher, connectionClass, ['_QUERY_CMD']);
-    this.connectionPrototypes.clear();
-    this.connectionCallbackClasses.clear();
-  }
-
-  private patchPool(pool: MariaDbInternalPool): void {
-    if (this.patcher.isPatched(pool, 'getConnection')) return;
-    const { core, patcher } = this;
-    const onGrant = (connection: MariaDbConnection) => this.patchConnectionClass(connection);
-    patcher.wrap(pool, 'getConnection', (original) => wrapGetConnection(original, core, onGrant));
-    patcher.wrap(pool, '_handleRelease', (original) => wrapHandleRelease(original, core));
-    patcher.wrap(pool, 'release', (original) => wrapLibraryRelease(original, core));
-    patcher.wrap(pool, '_endLeak', (original) => wrapEndLeak(original, core));
+  private classesOf(entry: MariaDbEntryModule): ConnectorClasses | undefined {
+    let classes = this.classesByEntry.get(entry);
+    if (classes === undefined) {
+      classes = findConnectorClasses(entry) ?? null;
+      this.classesByEntry.set(entry, classes);
+      if (classes === null) diag.warn('pool-leak: mariadb pool internals not recognised; this mariadb is not instrumented');
+    }
+    return classes ?? undefined;
   }
 
   /** The raw connection class is only reachable through a connection: patched at the first grant. */
@@ -185,14 +177,13 @@ class ConnectorPatches {
     const patches = this;
     let classFound = false;
     return function getConnection(this: MariaDbFrontEndPool, callback?: unknown) {
-      if (classFound || typeof callback !== 'function') return original.apply(this, arguments as unknown as [unknown]);
-      const appCallback = callback as (...args: unknown[]) => unknown;
+      if (classFound || typeof callback !== 'function') return Reflect.apply(original, this, arguments);
       return original.call(this, function onConnection(this: unknown, error: unknown, connection: unknown) {
         if (!error && connection !== undefined && connection !== null) {
           classFound = true;
           patches.patchConnectionCallbackClass(connection);
         }
-        return appCallback.apply(this, arguments as unknown as unknown[]);
+        return Reflect.apply(callback, this, arguments);
       });
     };
   }
@@ -203,13 +194,17 @@ class ConnectorPatches {
  * application's promise) runs in the caller's context: queued requests are answered from
  * whichever context released a connection.
  */
-function wrapGetConnection(original: PoolMethod<'getConnection'>, core: () => LeaseCore, onGrant: OnGrant): PoolMethod<'getConnection'> {
+function wrapGetConnection(original: PoolMethod<'getConnection'>, core: () => AdapterCore, onGrant: OnGrant): PoolMethod<'getConnection'> {
+  const grant = (lease: Lease, connection: MariaDbConnection) => {
+    onGrant(connection);
+    lease.granted(connection);
+  };
   return function getConnection(this: MariaDbInternalPool, cmdParam, callback) {
     const done = typeof cmdParam === 'function' ? cmdParam : callback;
-    if (typeof done !== 'function') return original.apply(this, arguments as unknown as Parameters<typeof original>);
+    if (typeof done !== 'function') return Reflect.apply(original, this, arguments) as void;
     const lease = core().checkout(this, mariadbProbe, getConnection);
-    if (lease === undefined) return original.apply(this, arguments as unknown as Parameters<typeof original>);
-    const leased = leasedCallback(lease, done, onGrant);
+    if (lease === undefined) return Reflect.apply(original, this, arguments) as void;
+    const leased = leasedCallback(lease, done, grant);
     try {
       if (typeof cmdParam === 'function') return original.call(this, leased);
       bindCommandCallback(cmdParam);
@@ -221,24 +216,13 @@ function wrapGetConnection(original: PoolMethod<'getConnection'>, core: () => Le
   };
 }
 
-function leasedCallback(lease: Lease, callback: MariaDbAcquireCallback, onGrant: OnGrant): MariaDbAcquireCallback {
-  return function onAcquired(this: unknown, error, connection) {
-    if (error) lease.failed(error);
-    else if (connection !== undefined && connection !== null) {
-      onGrant(connection);
-      lease.granted(connection);
-    }
-    return lease.runInCallerContext(callback, this, arguments as unknown as Parameters<MariaDbAcquireCallback>);
-  };
-}
-
 /** The application's `release()`, `end()` or `close()` of a pooled connection. */
-function wrapHandleRelease(original: PoolMethod<'_handleRelease'>, core: () => LeaseCore): PoolMethod<'_handleRelease'> {
+function wrapHandleRelease(original: PoolMethod<'_handleRelease'>, core: () => AdapterCore, lostConnections: WeakSet<object>): PoolMethod<'_handleRelease'> {
   return function _handleRelease(this: MariaDbInternalPool, connection) {
     if (!lostConnections.delete(connection)) {
       core().releaseConnection(connection, releaseDestroys(this, connection), _handleRelease);
     }
-    return original.apply(this, arguments as unknown as Parameters<typeof original>);
+    return Reflect.apply(original, this, arguments) as ReturnType<typeof original>;
   };
 }
 
@@ -247,18 +231,18 @@ function wrapHandleRelease(original: PoolMethod<'_handleRelease'>, core: () => L
  * callback, i.e. in the socket's context; the library decides when, so it is checked in within
  * the owner's context and never reported as a misplaced checkin.
  */
-function wrapLibraryRelease(original: PoolMethod<'release'>, core: () => LeaseCore): PoolMethod<'release'> {
+function wrapLibraryRelease(original: PoolMethod<'release'>, core: () => AdapterCore): PoolMethod<'release'> {
   return function release(this: MariaDbInternalPool, connection) {
     const lease = core().leaseOf(connection);
     if (lease !== undefined && lease.isHeld) {
       lease.runInCallerContext(lease.checkin, lease, [releaseDestroys(this, connection), release]);
     }
-    return original.apply(this, arguments as unknown as Parameters<typeof original>);
+    return Reflect.apply(original, this, arguments) as ReturnType<typeof original>;
   };
 }
 
 /** A held connection leaves the pool's books without a release: destroyed, or its socket died. */
-function wrapEndLeak(original: PoolMethod<'_endLeak'>, core: () => LeaseCore): PoolMethod<'_endLeak'> {
+function wrapEndLeak(original: PoolMethod<'_endLeak'>, core: () => AdapterCore, lostConnections: WeakSet<object>): PoolMethod<'_endLeak'> {
   return function _endLeak(this: MariaDbInternalPool, connection) {
     const lease = core().leaseOf(connection);
     if (lease !== undefined && lease.isHeld) {
@@ -272,7 +256,7 @@ function wrapEndLeak(original: PoolMethod<'_endLeak'>, core: () => LeaseCore): P
         lease.runInCallerContext(lease.checkin, lease, [true, _endLeak]);
       }
     }
-    return original.apply(this, arguments as unknown as Parameters<typeof original>);
+    return Reflect.apply(original, this, arguments) as ReturnType<typeof original>;
   };
 }
 
@@ -286,25 +270,55 @@ type QueryCommand = MariaDbConnectionCallbackClass['_QUERY_CMD'];
  * calls them from the socket's context, where a `conn.release()` in a callback would look like
  * a checkin from another trace. One lookup serves both the foreign-context check and the binding.
  */
-function wrapStatement(original: StatementMethod, core: () => LeaseCore): StatementMethod {
+function wrapStatement(original: StatementMethod, core: () => AdapterCore): StatementMethod {
   return function statement(this: MariaDbConnection, cmdParam, resolve, reject) {
     const lease = core().leaseOf(this);
-    if (lease === undefined || !lease.isHeld) return original.apply(this, arguments as unknown as Parameters<StatementMethod>);
-    lease.statementIssued(statement);
+    if (lease === undefined || !lease.isHeld) return Reflect.apply(original, this, arguments) as ReturnType<StatementMethod>;
+    if (!lease.statementIssued(statement, cmdParam)) return Reflect.apply(original, this, arguments) as ReturnType<StatementMethod>;
     const active = context.active();
-    return original.call(this, cmdParam, context.bind(active, resolve), context.bind(active, reject));
+    const settle = settleOnce(lease);
+    return original.call(this, cmdParam, context.bind(active, settling(settle, resolve)), context.bind(active, settling(settle, reject)));
   };
 }
 
 /** Callback API `conn.query(sql, cb)` (and the callback pool's own query). */
-function wrapQueryCommand(original: QueryCommand, core: () => LeaseCore): QueryCommand {
+function wrapQueryCommand(original: QueryCommand, core: () => AdapterCore): QueryCommand {
   return function _QUERY_CMD(this: unknown, connection, cmdParam) {
     const lease = core().leaseOf(connection);
-    if (lease !== undefined && lease.isHeld) {
-      lease.statementIssued(_QUERY_CMD);
-      bindCommandCallback(cmdParam);
+    if (lease === undefined || !lease.statementIssued(_QUERY_CMD, cmdParam)) {
+      return Reflect.apply(original, this, arguments) as ReturnType<QueryCommand>;
     }
-    return original.apply(this, arguments as unknown as Parameters<typeof original>);
+    const callback = cmdParam?.callback;
+    if (typeof callback === 'function') {
+      cmdParam.callback = settling(settleOnce(lease), callback as MariaDbSettle);
+      bindCommandCallback(cmdParam);
+      return Reflect.apply(original, this, arguments) as ReturnType<QueryCommand>;
+    }
+    // No callback: a stream read through events; the command's `end` comes after its last row.
+    const command: unknown = Reflect.apply(original, this, arguments);
+    const once = (command as { once?: unknown } | null | undefined)?.once;
+    if (typeof once === 'function') once.call(command, 'end', lease.settler);
+    else lease.statementSettled();
+    return command;
+  };
+}
+
+/** Settles the statement the first time either of its answers is called. */
+function settleOnce(lease: Lease): () => void {
+  let settled = false;
+  return () => {
+    if (settled) return;
+    settled = true;
+    lease.statementSettled();
+  };
+}
+
+/** The connector's answer (resolve, reject or the callback), after the lease notes the statement settled. */
+function settling(settle: () => void, answer: MariaDbSettle): MariaDbSettle {
+  if (typeof answer !== 'function') return answer;
+  return function settled(this: unknown) {
+    settle();
+    return Reflect.apply(answer, this, arguments) as void;
   };
 }
 
@@ -359,16 +373,6 @@ function nonEmpty(value: string | undefined): string | undefined {
   return typeof value === 'string' && value !== '' ? value : undefined;
 }
 
-function classesOf(entry: MariaDbEntryModule): ConnectorClasses | undefined {
-  let classes = classesByEntry.get(entry);
-  if (classes === undefined) {
-    classes = findConnectorClasses(entry) ?? null;
-    classesByEntry.set(entry, classes);
-    if (classes === null) diag.warn('pool-leak: mariadb pool internals not recognised; this mariadb is not instrumented');
-  }
-  return classes ?? undefined;
-}
-
 type EmitterInit = (this: object, ...args: unknown[]) => unknown;
 
 /**
@@ -386,7 +390,7 @@ function findConnectorClasses(entry: MariaDbEntryModule): ConnectorClasses | und
   try {
     emitters.init = function noteEmitter(this: object) {
       constructed.push(this);
-      return init.apply(this, arguments as unknown as unknown[]);
+      return Reflect.apply(init, this, arguments);
     };
     frontEnd = createPool.call(entry, { ...PROBE_POOL_OPTIONS });
   } catch (error) {
@@ -414,8 +418,4 @@ function endQuietly(pool: unknown): void {
   } catch {
     // A probe that cannot end holds nothing: it never opened a connection.
   }
-}
-
-function unwrapAll<Target extends object>(patcher: Patcher, target: Target, names: readonly string[]): void {
-  for (const name of names) patcher.unwrap(target, name as keyof Target);
 }

@@ -23,7 +23,7 @@ export interface Mysql2PoolConfig {
   readonly connectionLimit: number;
 }
 
-export type Mysql2GetConnectionCallback = (error: Error | null, connection?: Mysql2PoolConnection) => void;
+export type Mysql2GetConnectionCallback = (error: unknown, connection?: Mysql2PoolConnection) => void;
 
 /** A callback-API pool (`mysql.createPool()`; `mysql2/promise` pools wrap one). */
 export interface Mysql2Pool {

@@ -1,10 +1,9 @@
 import { context } from '@opentelemetry/api';
-import { InstrumentationNodeModuleDefinition, InstrumentationNodeModuleFile } from '@opentelemetry/instrumentation';
 import { DB_SYSTEM_NAME_VALUE_MARIADB, DB_SYSTEM_NAME_VALUE_MYSQL } from '@opentelemetry/semantic-conventions';
 import type { Lease } from '../lease';
-import type { LeaseCore, PoolProbe } from '../lease-core';
+import type { PoolProbe } from '../lease-core';
 import type { PoolDescription } from '../tracked-pool';
-import { commonJsExports, type AdapterContext, type Patcher, type PoolAdapter } from './adapter';
+import { defineAdapter, hookWhereDefined, leasedCallback, type AdapterCore, type Method } from './kit';
 import type {
   Mysql2Class,
   Mysql2Connection,
@@ -35,89 +34,75 @@ const NO_CONNECTIONS_AVAILABLE = 'No connections available.';
  * object (so no holders, stats or pending count), and a subscriber cannot run the application's
  * callback in the caller's context; the patch is needed on every 3.x anyway.
  */
-export const mysql2Adapter: PoolAdapter = {
-  library: 'mysql2',
-  moduleDefinitions({ core, patcher }: AdapterContext) {
-    const files = [
-      fileHook<Mysql2Class<Mysql2Pool>>(
-        'mysql2/lib/pool.js',
-        (Pool) => patchPool(Pool.prototype, core, patcher),
-        (Pool) => unpatchPool(Pool.prototype, patcher),
-      ),
-      fileHook<Mysql2Class<Mysql2PoolConnection>>(
-        'mysql2/lib/pool_connection.js',
-        (PoolConnection) => patchPoolConnection(PoolConnection.prototype, core, patcher),
-        (PoolConnection) => unpatchPoolConnection(PoolConnection.prototype, patcher),
-      ),
-      fileHook<Mysql2Class<Mysql2Connection>>(
-        'mysql2/lib/connection.js',
-        (Connection) => patchConnection(Connection.prototype, core, patcher),
-        (Connection) => unpatchConnection(Connection.prototype, patcher),
-      ),
-      fileHook<Mysql2PoolClusterClass>(
-        'mysql2/lib/pool_cluster.js',
-        (PoolCluster) => patchPoolCluster(PoolCluster, patcher),
-        (PoolCluster) => unpatchPoolCluster(PoolCluster, patcher),
-      ),
-      fileHook<Mysql2Class<Mysql2PromisePool>>(
-        'mysql2/lib/promise/pool.js',
-        (PromisePool) => patcher.wrap(PromisePool.prototype, 'getConnection', (original) => withPromiseCallSite(original, core)),
-        (PromisePool) => patcher.unwrap(PromisePool.prototype, 'getConnection'),
-      ),
-    ];
-    return [new InstrumentationNodeModuleDefinition('mysql2', SUPPORTED_VERSIONS, undefined, undefined, files)];
-  },
-};
-
-/** A hook on one file of mysql2, whose exports are the class to patch. */
-function fileHook<Exports>(name: string, patch: (exports: Exports) => void, unpatch: (exports: Exports) => void) {
-  return new InstrumentationNodeModuleFile(
-    name,
-    SUPPORTED_VERSIONS,
-    (moduleExports: Exports) => {
-      patch(commonJsExports(moduleExports));
-      return moduleExports;
-    },
-    (moduleExports?: Exports) => {
-      if (moduleExports !== undefined) unpatch(commonJsExports(moduleExports));
-    },
-  );
-}
+export const mysql2Adapter = defineAdapter(({ core, module, file }) => {
+  const state = new Mysql2State();
+  const probe = mysql2PoolProbe(state);
+  const files = [
+    file('mysql2/lib/pool.js', SUPPORTED_VERSIONS, (Pool: Mysql2Class<Mysql2Pool>, hook) => {
+      hookWhereDefined(hook, Pool.prototype, 'getConnection', (original) => wrapGetConnection(original, core, state, probe));
+      hookWhereDefined(hook, Pool.prototype, 'releaseConnection', (original) => wrapReleaseConnection(original, core, state));
+      hookWhereDefined(hook, Pool.prototype, 'query', (original) => wrapLibraryCheckout(original, state));
+      hookWhereDefined(hook, Pool.prototype, 'execute', (original) => wrapLibraryCheckout(original, state));
+    }),
+    file('mysql2/lib/pool_connection.js', SUPPORTED_VERSIONS, (PoolConnection: Mysql2Class<Mysql2PoolConnection>, hook) => {
+      hookWhereDefined(hook, PoolConnection.prototype, 'release', (original) => wrapRelease(original, core, state));
+      hookWhereDefined(hook, PoolConnection.prototype, 'destroy', (original) => wrapDestroy(original, core, state));
+      hookWhereDefined(hook, PoolConnection.prototype, 'end', (original) => wrapEnd(original, core, state));
+    }),
+    file('mysql2/lib/connection.js', SUPPORTED_VERSIONS, (Connection: Mysql2Class<Mysql2Connection>, hook) => {
+      hookWhereDefined(hook, Connection.prototype, 'query', (original) => wrapStatement(original, core));
+      hookWhereDefined(hook, Connection.prototype, 'execute', (original) => wrapStatement(original, core));
+    }),
+    file('mysql2/lib/pool_cluster.js', SUPPORTED_VERSIONS, (PoolCluster: Mysql2PoolClusterClass, hook) => {
+      hookWhereDefined(hook, PoolCluster.prototype, 'add', (original) => wrapClusterAdd(original, state));
+      const namespace = namespacePrototype(PoolCluster);
+      if (namespace === undefined) return;
+      hookWhereDefined(hook, namespace, 'query', (original) => wrapLibraryCheckout(original, state));
+      hookWhereDefined(hook, namespace, 'execute', (original) => wrapLibraryCheckout(original, state));
+    }),
+    file('mysql2/lib/promise/pool.js', SUPPORTED_VERSIONS, (PromisePool: Mysql2Class<Mysql2PromisePool>, hook) => {
+      hook(PromisePool.prototype, 'getConnection', (original) => withPromiseCallSite(original, core));
+    }),
+  ];
+  return [module('mysql2', SUPPORTED_VERSIONS, undefined, files)];
+});
 
 /**
  * `mysql2/promise`'s `getConnection` calls the callback pool from a promise executor, so the
  * checkout's stack would start with two library frames (executor, `new Promise`) and need the
  * long stack key. Captured here, the application is the first frame: one short capture.
  */
-function withPromiseCallSite(original: Mysql2PromisePool['getConnection'], core: () => LeaseCore): Mysql2PromisePool['getConnection'] {
+function withPromiseCallSite(original: Mysql2PromisePool['getConnection'], core: () => AdapterCore): Mysql2PromisePool['getConnection'] {
   return function getConnection(this: Mysql2PromisePool, ...args: unknown[]) {
     const leaseCore = core();
     return leaseCore.withCallSite(leaseCore.captureCallSite(getConnection), () => original.apply(this, args));
   };
 }
 
-// Adapter state shared by the wrappers. All of it is per process, not per checkout.
+/** What one instrumentation instance keeps about mysql2 while it runs (never per checkout). */
+class Mysql2State {
+  /**
+   * Leases taken by mysql2's own `pool.query`/`pool.execute` (and the cluster's): mysql2 releases
+   * them itself, from the statement's `end` event, which runs in the context of whichever request
+   * opened the socket. That release is made on the caller's behalf, so it is checked in there.
+   */
+  readonly libraryReleasedLeases = new WeakSet<Lease>();
+  /**
+   * Our own wrapped callbacks: when a connection leaves the pool, mysql2 hands a queued callback
+   * back to `getConnection`, and that must not start a second checkout.
+   */
+  readonly leasedCallbacks = new WeakSet<Function>();
+  /** Pools of a PoolCluster, by the node id the application gave them: their pool name. */
+  readonly clusterNodeIds = new WeakMap<object, string>();
+  /** Set while mysql2's `pool.query`/`execute` run: their synchronous `getConnection` consumes it. */
+  libraryCheckoutPending = false;
+  /** Depth inside `PoolConnection#release`, which calls `pool.releaseConnection` itself. */
+  releaseDepth = 0;
+}
 
-/**
- * Leases taken by mysql2's own `pool.query`/`pool.execute` (and the cluster's): mysql2 releases
- * them itself, from the statement's `end` event, which runs in the context of whichever request
- * opened the socket. That release is made on the caller's behalf, so it is checked in there.
- */
-const libraryReleasedLeases = new WeakSet<Lease>();
-/**
- * Our own wrapped callbacks: when a connection leaves the pool, mysql2 hands a queued callback
- * back to `getConnection`, and that must not start a second checkout.
- */
-const leasedCallbacks = new WeakSet<Function>();
-/** Pools of a PoolCluster, by the node id the application gave them: their pool name. */
-const clusterNodeIds = new WeakMap<object, string>();
-/** Set while mysql2's `pool.query`/`execute` run: their synchronous `getConnection` consumes it. */
-let libraryCheckoutPending = false;
-/** Depth inside `PoolConnection#release`, which calls `pool.releaseConnection` itself. */
-let releaseDepth = 0;
-
-const mysql2PoolProbe: PoolProbe<Mysql2Pool> = {
-  describe: describeMysql2Pool,
+function mysql2PoolProbe(state: Mysql2State): PoolProbe<Mysql2Pool> {
+  return {
+    describe: (pool) => describeMysql2Pool(pool, state.clusterNodeIds.get(pool)),
   pendingAhead(pool) {
     const limit = pool.config.connectionLimit;
     const full = pool._freeConnections.length === 0 && limit > 0 && pool._allConnections.length >= limit;
@@ -137,59 +122,14 @@ const mysql2PoolProbe: PoolProbe<Mysql2Pool> = {
   // isTimeout; exhaustion is the immediate rejection of a request that cannot queue.
   isExhausted: (error) => error instanceof Error && (error.message === QUEUE_LIMIT_REACHED || error.message === NO_CONNECTIONS_AVAILABLE),
   dbSystemOf: (connection) => serverDbSystem(connection as Mysql2PoolConnection),
-};
+  };
+}
 
 /** `mariadb` when the server's greeting says so (`10.11.6-MariaDB-…`), else `mysql`. */
 function serverDbSystem(connection: Mysql2PoolConnection): string | undefined {
   const version = connection._handshakePacket?.serverVersion;
   if (typeof version !== 'string') return undefined;
   return /mariadb/i.test(version) ? DB_SYSTEM_NAME_VALUE_MARIADB : DB_SYSTEM_NAME_VALUE_MYSQL;
-}
-
-function patchPool(prototype: Mysql2Pool, core: () => LeaseCore, patcher: Patcher): void {
-  wrapOwned(patcher, prototype, 'getConnection', (original) => wrapGetConnection(original, core));
-  wrapOwned(patcher, prototype, 'releaseConnection', (original) => wrapReleaseConnection(original, core));
-  wrapOwned(patcher, prototype, 'query', wrapLibraryCheckout);
-  wrapOwned(patcher, prototype, 'execute', wrapLibraryCheckout);
-}
-
-function unpatchPool(prototype: Mysql2Pool, patcher: Patcher): void {
-  for (const name of ['getConnection', 'releaseConnection', 'query', 'execute'] as const) unwrapOwned(patcher, prototype, name);
-}
-
-function patchPoolConnection(prototype: Mysql2PoolConnection, core: () => LeaseCore, patcher: Patcher): void {
-  wrapOwned(patcher, prototype, 'release', (original) => wrapRelease(original, core));
-  wrapOwned(patcher, prototype, 'destroy', (original) => wrapDestroy(original, core));
-  wrapOwned(patcher, prototype, 'end', (original) => wrapEnd(original, core));
-}
-
-function unpatchPoolConnection(prototype: Mysql2PoolConnection, patcher: Patcher): void {
-  for (const name of ['release', 'destroy', 'end'] as const) unwrapOwned(patcher, prototype, name);
-}
-
-function patchConnection(prototype: Mysql2Connection, core: () => LeaseCore, patcher: Patcher): void {
-  wrapOwned(patcher, prototype, 'query', (original) => wrapStatement(original, core));
-  wrapOwned(patcher, prototype, 'execute', (original) => wrapStatement(original, core));
-}
-
-function unpatchConnection(prototype: Mysql2Connection, patcher: Patcher): void {
-  for (const name of ['query', 'execute'] as const) unwrapOwned(patcher, prototype, name);
-}
-
-function patchPoolCluster(PoolCluster: Mysql2PoolClusterClass, patcher: Patcher): void {
-  wrapOwned(patcher, PoolCluster.prototype, 'add', wrapClusterAdd);
-  const namespace = namespacePrototype(PoolCluster);
-  if (namespace === undefined) return;
-  wrapOwned(patcher, namespace, 'query', wrapLibraryCheckout);
-  wrapOwned(patcher, namespace, 'execute', wrapLibraryCheckout);
-}
-
-function unpatchPoolCluster(PoolCluster: Mysql2PoolClusterClass, patcher: Patcher): void {
-  unwrapOwned(patcher, PoolCluster.prototype, 'add');
-  const namespace = namespacePrototype(PoolCluster);
-  if (namespace === undefined) return;
-  unwrapOwned(patcher, namespace, 'query');
-  unwrapOwned(patcher, namespace, 'execute');
 }
 
 /**
@@ -208,105 +148,127 @@ function namespacePrototype(PoolCluster: Mysql2PoolClusterClass): Mysql2PoolName
  * The acquire point of every pool form: the promise pool, `pool.query`/`execute` and the cluster
  * all end up here, so each logical checkout is one span, on the pool that serves it.
  */
-function wrapGetConnection(original: Mysql2Pool['getConnection'], core: () => LeaseCore): Mysql2Pool['getConnection'] {
+function wrapGetConnection(
+  original: Mysql2Pool['getConnection'],
+  core: () => AdapterCore,
+  state: Mysql2State,
+  probe: PoolProbe<Mysql2Pool>,
+): Mysql2Pool['getConnection'] {
   return function getConnection(this: Mysql2Pool, callback: Mysql2GetConnectionCallback) {
-    const releasedByLibrary = libraryCheckoutPending;
-    libraryCheckoutPending = false;
-    const args = arguments as unknown as [Mysql2GetConnectionCallback];
-    if (typeof callback !== 'function' || leasedCallbacks.has(callback)) return original.apply(this, args);
-    const lease = core().checkout(this, mysql2PoolProbe, getConnection);
-    if (lease === undefined) return original.apply(this, args);
-    if (releasedByLibrary) libraryReleasedLeases.add(lease);
+    const releasedByLibrary = state.libraryCheckoutPending;
+    state.libraryCheckoutPending = false;
+    if (typeof callback !== 'function' || state.leasedCallbacks.has(callback)) return Reflect.apply(original, this, arguments) as void;
+    const lease = core().checkout(this, probe, getConnection);
+    if (lease === undefined) return Reflect.apply(original, this, arguments) as void;
+    if (releasedByLibrary) state.libraryReleasedLeases.add(lease);
     // getConnection takes exactly one argument in every 3.x.
-    return original.call(this, leasedCallback(lease, callback));
+    const onConnection = leasedCallback(lease, callback);
+    state.leasedCallbacks.add(onConnection);
+    return original.call(this, onConnection);
   };
-}
-
-/** The application's callback, told about the grant first and run in the caller's context. */
-function leasedCallback(lease: Lease, callback: Mysql2GetConnectionCallback): Mysql2GetConnectionCallback {
-  const onConnection = function onConnection(this: unknown, error: Error | null, connection?: Mysql2PoolConnection) {
-    if (error) lease.failed(error);
-    else if (connection !== undefined && connection !== null) lease.granted(connection);
-    return lease.runInCallerContext(callback, this, Array.prototype.slice.call(arguments) as Parameters<Mysql2GetConnectionCallback>);
-  };
-  leasedCallbacks.add(onConnection);
-  return onConnection;
 }
 
 /** `pool.query`/`execute` and the cluster's: the checkout they make is released by mysql2 itself. */
-function wrapLibraryCheckout(original: (...args: unknown[]) => unknown): (...args: unknown[]) => unknown {
-  return function checkoutForStatement(this: unknown) {
+function wrapLibraryCheckout<This>(original: Method<This, unknown[], unknown>, state: Mysql2State): Method<This, unknown[], unknown> {
+  /**
+   * A cluster statement with no matching node calls back synchronously, before any checkout: a
+   * checkout the application makes in that callback is its own, not mysql2's.
+   */
+  const endingLibraryCheckout = (callback: Function): Function =>
+    function statementCallback(this: unknown, ...args: unknown[]) {
+      state.libraryCheckoutPending = false;
+      return callback.apply(this, args);
+    };
+  return function checkoutForStatement(this: This) {
     const args = withCallbackInCallerContext(arguments, endingLibraryCheckout);
-    libraryCheckoutPending = true;
+    state.libraryCheckoutPending = true;
     try {
-      return original.apply(this, args);
+      return Reflect.apply(original, this, args);
     } finally {
-      libraryCheckoutPending = false;
+      state.libraryCheckoutPending = false;
     }
   };
 }
 
 /**
- * Statements on a leased connection: the foreign-context check, and the callback bound to the
- * context of the call. mysql2 runs statement callbacks from the socket, in the context of the
- * request that opened it; without the binding, `conn.release()` in a query callback of a reused
- * connection would look like a checkin from another trace.
+ * Statements on a leased connection: the lease's statement count and state, the foreign-context
+ * check, and the callback bound to the context of the call. mysql2 runs statement callbacks from
+ * the socket, in the context of the request that opened it; without the binding, `conn.release()`
+ * in a query callback of a reused connection would look like a checkin from another trace. The
+ * statement settles on the command's `end` event, which mysql2 emits after the callback or the
+ * promise layer's answer, for results and errors alike.
  */
-function wrapStatement(original: Mysql2Connection['query'], core: () => LeaseCore): Mysql2Connection['query'] {
+function wrapStatement(original: Mysql2Connection['query'], core: () => AdapterCore): Mysql2Connection['query'] {
   return function statement(this: Mysql2Connection) {
     const leases = core();
-    if (leases.leaseOf(this) === undefined) return original.apply(this, arguments as unknown as unknown[]);
-    leases.statementIssued(this, statement);
-    return original.apply(this, withCallbackInCallerContext(arguments));
+    if (leases.leaseOf(this) === undefined) return Reflect.apply(original, this, arguments);
+    const lease = leases.statementIssued(this, statement, arguments[0]);
+    const args = withCallbackInCallerContext(arguments);
+    if (lease === undefined) return Reflect.apply(original, this, args);
+    let command: unknown;
+    try {
+      command = Reflect.apply(original, this, args);
+    } catch (error) {
+      lease.statementSettled();
+      throw error;
+    }
+    settleOnEnd(lease, command);
+    return command;
   };
 }
 
-function wrapRelease(original: Mysql2PoolConnection['release'], core: () => LeaseCore): Mysql2PoolConnection['release'] {
+function settleOnEnd(lease: Lease, command: unknown): void {
+  const once = (command as { once?: unknown } | null | undefined)?.once;
+  if (typeof once === 'function') once.call(command, 'end', lease.settler);
+  else lease.statementSettled();
+}
+
+function wrapRelease(original: Mysql2PoolConnection['release'], core: () => AdapterCore, state: Mysql2State): Mysql2PoolConnection['release'] {
   return function release(this: Mysql2PoolConnection) {
     const leases = core();
     // A connection already out of the pool (lost, pool ended) is not reused: it counts as destroyed.
-    if (leases.leaseOf(this) !== undefined) checkIn(leases, this, !isInOpenPool(this), release);
-    releaseDepth++;
+    if (leases.leaseOf(this) !== undefined) checkIn(leases, state, this, !isInOpenPool(this), release);
+    state.releaseDepth++;
     try {
-      return original.apply(this, arguments as unknown as []);
+      return Reflect.apply(original, this, arguments) as void;
     } finally {
-      releaseDepth--;
+      state.releaseDepth--;
     }
   };
 }
 
-function wrapDestroy(original: Mysql2PoolConnection['destroy'], core: () => LeaseCore): Mysql2PoolConnection['destroy'] {
+function wrapDestroy(original: Mysql2PoolConnection['destroy'], core: () => AdapterCore, state: Mysql2State): Mysql2PoolConnection['destroy'] {
   return function destroy(this: Mysql2PoolConnection) {
-    discard(core(), this, destroy);
-    return original.apply(this, arguments as unknown as []);
+    discard(core(), state, this, destroy);
+    return Reflect.apply(original, this, arguments) as void;
   };
 }
 
 /** With `gracefulEnd`, `conn.end()` takes the connection out of the pool; otherwise it calls release. */
-function wrapEnd(original: Mysql2PoolConnection['end'], core: () => LeaseCore): Mysql2PoolConnection['end'] {
+function wrapEnd(original: Mysql2PoolConnection['end'], core: () => AdapterCore, state: Mysql2State): Mysql2PoolConnection['end'] {
   return function end(this: Mysql2PoolConnection) {
-    if (this?.config?.gracefulEnd === true) discard(core(), this, end);
-    return original.apply(this, arguments as unknown as unknown[]);
+    if (this?.config?.gracefulEnd === true) discard(core(), state, this, end);
+    return Reflect.apply(original, this, arguments) as ReturnType<Mysql2PoolConnection['end']>;
   };
 }
 
 /** `pool.releaseConnection(conn)` is public API, and also what `conn.release()` calls. */
-function wrapReleaseConnection(original: Mysql2Pool['releaseConnection'], core: () => LeaseCore): Mysql2Pool['releaseConnection'] {
+function wrapReleaseConnection(original: Mysql2Pool['releaseConnection'], core: () => AdapterCore, state: Mysql2State): Mysql2Pool['releaseConnection'] {
   return function releaseConnection(this: Mysql2Pool, connection: Mysql2PoolConnection) {
     // Inside conn.release() the checkin happened already; a connection without a pool is one
     // mysql2 removed itself (destroyed, lost), which is not a checkin either.
-    if (releaseDepth === 0 && isPooledConnection(connection)) checkIn(core(), connection, false, releaseConnection);
-    return original.apply(this, arguments as unknown as [Mysql2PoolConnection]);
+    if (state.releaseDepth === 0 && isPooledConnection(connection)) checkIn(core(), state, connection, false, releaseConnection);
+    return Reflect.apply(original, this, arguments) as void;
   };
 }
 
 /** Remembers the node id of each cluster pool: the pool's name on its spans and metrics. */
-function wrapClusterAdd(original: Mysql2PoolCluster['add']): Mysql2PoolCluster['add'] {
+function wrapClusterAdd(original: Mysql2PoolCluster['add'], state: Mysql2State): Mysql2PoolCluster['add'] {
   return function add(this: Mysql2PoolCluster, id: unknown) {
-    const result = original.apply(this, arguments as unknown as unknown[]);
+    const result: unknown = Reflect.apply(original, this, arguments);
     if (typeof id === 'string') {
       const pool = this._nodes?.[id]?.pool;
-      if (typeof pool === 'object' && pool !== null) clusterNodeIds.set(pool, id);
+      if (typeof pool === 'object' && pool !== null) state.clusterNodeIds.set(pool, id);
     }
     return result;
   };
@@ -318,15 +280,15 @@ function wrapClusterAdd(original: Mysql2PoolCluster['add']): Mysql2PoolCluster['
  * (idle timeout, a failed reset), which cannot be told apart from the application destroying a
  * connection it released: not reported.
  */
-function discard(core: LeaseCore, connection: Mysql2PoolConnection, boundary: Function): void {
+function discard(core: AdapterCore, state: Mysql2State, connection: Mysql2PoolConnection, boundary: Function): void {
   const lease = core.leaseOf(connection);
-  if (lease !== undefined && (lease.isHeld || lease.endedByDestroy)) checkIn(core, connection, true, boundary);
+  if (lease !== undefined && (lease.isHeld || lease.endedByDestroy)) checkIn(core, state, connection, true, boundary);
 }
 
-function checkIn(core: LeaseCore, connection: Mysql2PoolConnection, destroyed: boolean, boundary: Function): void {
+function checkIn(core: AdapterCore, state: Mysql2State, connection: Mysql2PoolConnection, destroyed: boolean, boundary: Function): void {
   const lease = core.leaseOf(connection);
   if (lease === undefined) return;
-  if (!libraryReleasedLeases.has(lease)) {
+  if (!state.libraryReleasedLeases.has(lease)) {
     core.releaseConnection(connection, destroyed, boundary);
     return;
   }
@@ -349,47 +311,13 @@ function isInOpenPool(connection: Mysql2PoolConnection): boolean {
  * argument when that is a function, else from the third (`query(sql, cb)`, `query(sql, values,
  * cb)`, `query(options, cb)`, same for execute). The promise form passes `arguments` on as it is.
  */
-function withCallbackInCallerContext(args: IArguments, adapt?: (callback: Function) => Function): unknown[] {
+function withCallbackInCallerContext(args: IArguments, adapt?: (callback: Function) => Function): ArrayLike<unknown> {
   const index = typeof args[1] === 'function' ? 1 : typeof args[2] === 'function' ? 2 : -1;
-  if (index === -1) return args as unknown as unknown[];
+  if (index === -1) return args;
   const copy: unknown[] = Array.prototype.slice.call(args);
   const callback = copy[index] as Function;
   copy[index] = context.bind(context.active(), adapt === undefined ? callback : adapt(callback));
   return copy;
-}
-
-/**
- * A cluster statement with no matching node calls back synchronously, before any checkout: a
- * checkout the application makes in that callback is its own, not mysql2's.
- */
-function endingLibraryCheckout(callback: Function): Function {
-  return function statementCallback(this: unknown) {
-    libraryCheckoutPending = false;
-    return callback.apply(this, arguments);
-  };
-}
-
-/** The object in the prototype chain that owns `name`: mysql2 moved methods into base classes. */
-function ownerOf<T extends object>(prototype: T, name: keyof T): T | undefined {
-  for (let current: object | null = prototype; current !== null; current = Object.getPrototypeOf(current) as object | null) {
-    if (Object.prototype.hasOwnProperty.call(current, name)) return current as T;
-  }
-  return undefined;
-}
-
-function wrapOwned<T extends object, Name extends keyof T>(
-  patcher: Patcher,
-  prototype: T,
-  name: Name,
-  wrapper: (original: T[Name]) => T[Name],
-): void {
-  const owner = ownerOf(prototype, name);
-  if (owner !== undefined && typeof owner[name] === 'function') patcher.wrap(owner, name, wrapper);
-}
-
-function unwrapOwned<T extends object>(patcher: Patcher, prototype: T, name: keyof T): void {
-  const owner = ownerOf(prototype, name);
-  if (owner !== undefined) patcher.unwrap(owner, name);
 }
 
 /**
@@ -398,7 +326,7 @@ function unwrapOwned<T extends object>(patcher: Patcher, prototype: T, name: key
  * server says so only in its greeting, which the core reads from the pool's first granted
  * connection (`dbSystemOf`).
  */
-export function describeMysql2Pool(pool: Mysql2Pool): PoolDescription {
+export function describeMysql2Pool(pool: Mysql2Pool, clusterNodeId?: string): PoolDescription {
   const config = pool.config?.connectionConfig ?? {};
   const limit = pool.config?.connectionLimit ?? 0;
   const socketPath = config.socketPath !== undefined && config.socketPath !== '' ? config.socketPath : undefined;
@@ -409,7 +337,7 @@ export function describeMysql2Pool(pool: Mysql2Pool): PoolDescription {
     serverAddress: socketPath ?? (config.host !== undefined && config.host !== '' ? config.host : DEFAULT_HOST),
     serverPort: socketPath !== undefined ? undefined : Number.isFinite(port) && port > 0 ? port : DEFAULT_PORT,
     namespace: config.database !== undefined && config.database !== '' ? config.database : undefined,
-    name: clusterNodeIds.get(pool),
+    name: clusterNodeId,
     maxConnections: limit > 0 ? limit : undefined,
   };
 }

@@ -1,6 +1,6 @@
 // The parts of pg-pool 3.x this adapter touches. Internal to the adapter; never exported.
 
-export type PgConnectCallback = (error: Error | undefined, client?: PgPoolClient, done?: PgRelease) => void;
+export type PgConnectCallback = (error: unknown, client?: PgPoolClient, done?: PgRelease) => void;
 export type PgRelease = (error?: Error | boolean) => void;
 
 export interface PgPoolClient {
@@ -21,6 +21,7 @@ export interface PgPool {
   readonly idleCount: number;
   readonly totalCount: number;
   connect(callback?: PgConnectCallback): Promise<PgPoolClient> | undefined;
+  end(callback?: (error?: unknown) => void): Promise<void> | undefined;
 }
 
 export interface PgPoolConstructor {

@@ -1,21 +1,22 @@
 import { context } from '@opentelemetry/api';
-import { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
 import { DB_SYSTEM_NAME_VALUE_POSTGRESQL } from '@opentelemetry/semantic-conventions';
 import type { Lease } from '../lease';
-import type { LeaseCore, PoolProbe } from '../lease-core';
+import type { PoolProbe } from '../lease-core';
 import type { PoolDescription } from '../tracked-pool';
-import { commonJsExports, type AdapterContext, type PoolAdapter } from './adapter';
 import { serverOfConnectionString } from './connection-string';
-import type {
-  PgClient,
-  PgConnectCallback,
-  PgModule,
-  PgPool,
-  PgPoolClient,
-  PgPoolConstructor,
-  PgPoolOptions,
-  PgRelease,
-} from './pg-pool-types';
+import {
+  acquiring,
+  defineAdapter,
+  followPromise,
+  leasedCallback,
+  settleOnPromise,
+  settlingCallback,
+  type AdapterCore,
+  type FollowOptions,
+  type Method,
+  withLengthOf,
+} from './kit';
+import type { PgClient, PgConnectCallback, PgModule, PgPool, PgPoolClient, PgPoolConstructor, PgPoolOptions, PgRelease } from './pg-pool-types';
 
 /** pg-pool 3.x, which is what `pg.Pool` (pg 8.x) extends. */
 const SUPPORTED_VERSIONS = ['>=3.0.0 <4'];
@@ -34,39 +35,15 @@ const CONNECT_TIMEOUT_MESSAGE = 'Connection terminated due to connection timeout
  * whichever request opened the connection, so `pool.query`'s own release would otherwise look
  * like a checkin from another trace.
  */
-export const pgPoolAdapter: PoolAdapter = {
-  library: 'pg-pool',
-  moduleDefinitions({ core, patcher }: AdapterContext) {
-    return [
-      new InstrumentationNodeModuleDefinition(
-        'pg-pool',
-        SUPPORTED_VERSIONS,
-        (moduleExports: PgPoolConstructor) => {
-          const Pool = commonJsExports(moduleExports);
-          patcher.wrap(Pool.prototype, 'connect', (original) => wrapConnect(original, core));
-          return moduleExports;
-        },
-        (moduleExports: PgPoolConstructor | undefined) => {
-          if (moduleExports === undefined) return;
-          patcher.unwrap(commonJsExports(moduleExports).prototype, 'connect');
-        },
-      ),
-      new InstrumentationNodeModuleDefinition(
-        'pg',
-        SUPPORTED_PG_VERSIONS,
-        (moduleExports: PgModule) => {
-          const Client = commonJsExports(moduleExports).Client;
-          if (Client !== undefined) patcher.wrap(Client.prototype, 'query', (original) => wrapQuery(original, core));
-          return moduleExports;
-        },
-        (moduleExports: PgModule | undefined) => {
-          const Client = moduleExports === undefined ? undefined : commonJsExports(moduleExports).Client;
-          if (Client !== undefined) patcher.unwrap(Client.prototype, 'query');
-        },
-      ),
-    ];
-  },
-};
+export const pgPoolAdapter = defineAdapter(({ core, module }) => [
+  module('pg-pool', SUPPORTED_VERSIONS, (Pool: PgPoolConstructor, hook) => {
+    hook(Pool.prototype, 'connect', (original) => acquiring(core, pgPoolProbe, original, followConnect));
+    hook(Pool.prototype, 'end', (original) => endingWaiters(original, core));
+  }),
+  module('pg', SUPPORTED_PG_VERSIONS, (pg: PgModule, hook) => {
+    if (pg.Client !== undefined) hook(pg.Client.prototype, 'query', (original) => wrapQuery(original, core));
+  }),
+]);
 
 const pgPoolProbe: PoolProbe<PgPool> = {
   describe: describePgPool,
@@ -85,50 +62,82 @@ const pgPoolProbe: PoolProbe<PgPool> = {
 
 /**
  * Every statement passes through here: it tells the core a statement runs on this client (the
- * foreign-context check) and binds a trailing callback to the context active at the call. The
- * common promise form (no callback) passes `arguments` on untouched, without copying them.
+ * lease's statement count and state, the foreign-context check) and binds a trailing callback to
+ * the context active at the call. On a held lease the statement is settled when pg answers: in
+ * front of the callback, on the promise, or on a submittable's `end` event. Without a lease the
+ * common promise form passes `arguments` on untouched, without copying them.
  */
-function wrapQuery(original: PgClient['query'], core: () => LeaseCore): PgClient['query'] {
+function wrapQuery(original: PgClient['query'], core: () => AdapterCore): PgClient['query'] {
   return function query(this: PgClient) {
-    core().statementIssued(this, query);
+    const statement: unknown = arguments[0];
+    const lease = core().statementIssued(this, query, statement);
     const last = arguments.length - 1;
     const callback: unknown = arguments[last];
-    if (last < 1 || typeof callback !== 'function') return original.apply(this, arguments as unknown as unknown[]);
-    const args: unknown[] = Array.prototype.slice.call(arguments);
-    args[last] = context.bind(context.active(), callback);
-    return original.apply(this, args);
+    if (last >= 1 && typeof callback === 'function') {
+      const args: unknown[] = Array.prototype.slice.call(arguments);
+      args[last] = context.bind(context.active(), lease === undefined ? callback : settlingCallback(lease, callback as Method<unknown, unknown[], unknown>));
+      return lease === undefined ? original.apply(this, args) : settledIfThrown(lease, () => original.apply(this, args));
+    }
+    if (lease === undefined) return Reflect.apply(original, this, arguments);
+    const result: unknown = settledIfThrown(lease, () => Reflect.apply(original, this, arguments));
+    return settleOnCompletion(lease, statement, result);
   };
 }
 
-function wrapConnect(original: PgPool['connect'], core: () => LeaseCore): PgPool['connect'] {
-  return function connect(this: PgPool, callback?: PgConnectCallback) {
-    const lease = core().checkout(this, pgPoolProbe, connect);
-    if (lease === undefined) return original.apply(this, arguments as unknown as [PgConnectCallback?]);
-    if (typeof callback === 'function') return original.call(this, leasedCallback(lease, callback));
-    const result = original.apply(this, arguments as unknown as [PgConnectCallback?]);
-    if (result === undefined || typeof result.then !== 'function') return result;
-    return result.then(
-      (client) => {
-        grant(lease, client);
-        return client;
-      },
-      (error: unknown) => {
-        lease.failed(error);
-        throw error;
-      },
-    );
-  };
+/** pg throws synchronously for a query it refuses outright (no text): that statement settled. */
+function settledIfThrown<T>(lease: Lease, send: () => T): T {
+  try {
+    return send();
+  } catch (error) {
+    lease.statementSettled();
+    throw error;
+  }
 }
 
-/** The application's callback, run in the caller's context with the lease's release. */
-function leasedCallback(lease: Lease, callback: PgConnectCallback): PgConnectCallback {
-  return function onCheckout(this: unknown, error, client, done) {
-    let release = done;
-    if (error) lease.failed(error);
-    else if (client !== undefined) release = grant(lease, client);
-    if (arguments.length < 3) return lease.runInCallerContext(callback, this, Array.from(arguments) as Parameters<PgConnectCallback>);
-    return lease.runInCallerContext(callback, this, [error, client, release]);
-  };
+/**
+ * The promise form answers on the promise pg returns, which is then what the application gets
+ * back, settling the same way; a submittable (pg-cursor, pg-query-stream, a `Query`) settles on
+ * its `end` event. No `error` listener is ever added: that would swallow the submittable's
+ * unhandled error.
+ */
+function settleOnCompletion(lease: Lease, statement: unknown, result: unknown): unknown {
+  if (isSubmittable(statement)) {
+    if (typeof statement.once === 'function') statement.once('end', lease.settler);
+    else lease.statementSettled();
+    return result;
+  }
+  return settleOnPromise(lease, result);
+}
+
+function isSubmittable(statement: unknown): statement is { submit: Function; once?: (event: string, listener: () => void) => unknown } {
+  return typeof statement === 'object' && statement !== null && typeof (statement as { submit?: unknown }).submit === 'function';
+}
+
+/**
+ * pg-pool never settles the checkouts still queued when `end()` runs: their leases end once the
+ * pool's own `end` returned. Held clients are checked in by their release, which pg-pool still
+ * takes (it then closes the client).
+ */
+function endingWaiters(original: PgPool['end'], core: () => AdapterCore): PgPool['end'] {
+  return withLengthOf(original, function end(this: PgPool) {
+    const result = Reflect.apply(original, this, arguments) as ReturnType<PgPool['end']>;
+    core().poolEnded(this);
+    return result;
+  });
+}
+
+/** The callback form gets the callback wrapped; the promise form is followed to its client. */
+function followConnect(lease: Lease, run: (args?: [PgConnectCallback?]) => ReturnType<PgPool['connect']>, _pool: PgPool, [callback]: [PgConnectCallback?]) {
+  if (typeof callback === 'function') return run([leasedCallback(lease, callback, grantWithRelease)]);
+  return followPromise(lease, run(), FOLLOW_CLIENT);
+}
+
+const FOLLOW_CLIENT: FollowOptions<PgPoolClient> = { grant };
+
+/** The callback's third argument, when pg-pool passes one, becomes this checkout's release. */
+function grantWithRelease(lease: Lease, client: PgPoolClient, args: [unknown, PgPoolClient?, ...unknown[]]): void {
+  const release = grant(lease, client);
+  if (args.length >= 3) args[2] = release;
 }
 
 /** Marks the lease granted and puts a release in front of the pool's own one for this checkout. */
@@ -143,7 +152,7 @@ function grant(lease: Lease, client: PgPoolClient): PgRelease {
       lease.checkin(Boolean(error), release);
     }
     // pg-pool decides what a release means (and throws on a double one): unchanged.
-    return poolRelease.apply(this, arguments as unknown as [Error | boolean | undefined]);
+    return Reflect.apply(poolRelease, this, arguments) as void;
   };
   client.release = release;
   return release;

@@ -322,8 +322,8 @@ describe('pool.exhausted (#6)', () => {
     const attributes = eventNamed(failed, 'pool.exhausted')?.attributes ?? {};
     const holders = attributes['pool.holders'] as string[];
     expect(holders).toHaveLength(2);
-    expect(holders[0]).toMatch(new RegExp(`^holdA \\(.*${THIS_FILE}:${lineOf(import.meta.url, 'holdA')}\\)( ← .*)? held \\d+ ms$`));
-    expect(holders[1]).toMatch(new RegExp(`^holdB \\(.*${THIS_FILE}:${lineOf(import.meta.url, 'holdB')}\\)( ← .*)? held \\d+ ms$`));
+    expect(holders[0]).toMatch(new RegExp(`^holdA \\(.*${THIS_FILE}:${lineOf(import.meta.url, 'holdA')}\\)( ← .*)? held \\d+ ms — (busy|idle) \\d+ ms( in transaction)?(, last .+)?$`));
+    expect(holders[1]).toMatch(new RegExp(`^holdB \\(.*${THIS_FILE}:${lineOf(import.meta.url, 'holdB')}\\)( ← .*)? held \\d+ ms — (busy|idle) \\d+ ms( in transaction)?(, last .+)?$`));
     const heldMs = holders.map((holder) => Number(/held (\d+) ms/.exec(holder)![1]));
     expect(heldMs[0]).toBeGreaterThanOrEqual(heldMs[1]! + 30);
     expect(attributes['pool.holders.count']).toBe(2);

@@ -296,7 +296,7 @@ describe('failures', () => {
       const holders = exhausted['pool.holders'] as string[];
       expect(holders).toHaveLength(1);
       // The holder's call path (#10): innermost the function that took the connection.
-      expect(holders[0]).toMatch(new RegExp(`^holdForReport \\(.*${THIS_FILE}:${lineOf(import.meta.url, 'hold')}\\)( ← .*)? held \\d+ ms$`));
+      expect(holders[0]).toMatch(new RegExp(`^holdForReport \\(.*${THIS_FILE}:${lineOf(import.meta.url, 'hold')}\\)( ← .*)? held \\d+ ms — (busy|idle) \\d+ ms( in transaction)?(, last .+)?$`));
       expect(exhausted['db.client.connection.max']).toBe(1);
     } finally {
       // Released even when an assertion fails: afterEach's destroy() waits for every connection.

@@ -1,0 +1,140 @@
+import type { Lease } from '../lease';
+import type { PoolProbe } from '../lease-core';
+import type { PoolDescription } from '../tracked-pool';
+import { serverOfConnectionString } from './connection-string';
+import { defineAdapter, failingOnThrow, type AdapterCore } from './kit';
+import type { RedisClientOptions, RedisClientPool, RedisPoolModule, RedisPoolOptions, RedisTask } from './redis-types';
+
+const SUPPORTED_VERSIONS = ['>=5.0.0 <6'];
+const POOL_FILE = '@redis/client/dist/lib/client/pool.js';
+/** node-redis's own default `maximum` (`RedisClientPool`'s defaults). */
+const DEFAULT_MAXIMUM = 100;
+/** The `TimeoutError` (a bare subclass of Error) the pool rejects with after `acquireTimeout`. */
+const ACQUIRE_TIMEOUT_MESSAGE = 'Timeout waiting for a client';
+
+/**
+ * node-redis 5 client pools (`createClientPool`, `client.createPool()`): `execute(fn)` is the
+ * one acquire point — every command, `multi().exec()` and `sendCommand` call it — and `fn`
+ * holds the client until the value it returns settles, then the pool takes the client back
+ * (`#executeTask`). So a lease runs from `execute` to the settlement of `fn`'s result, and a
+ * task that never settles is a client that never comes back. `destroy()` closes every client:
+ * the leases still held end there, as destroyed.
+ */
+export const redisAdapter = defineAdapter(({ core, module, file }) => {
+  /** What `create` was told about each pool (keyed by the real pool, `_self`). */
+  const described = new WeakMap<object, PoolDescription>();
+  /** Held leases per pool, for `destroy()`. */
+  const held = new WeakMap<object, Set<Lease>>();
+  const probe = redisProbe(described);
+  return [
+    module('@redis/client', SUPPORTED_VERSIONS, undefined, [
+      file(POOL_FILE, SUPPORTED_VERSIONS, (moduleExports: RedisPoolModule, hook) => {
+        const poolClass = moduleExports.RedisClientPool;
+        hook(poolClass, 'create', (original) =>
+          function create(this: unknown, ...args: [RedisClientOptions?, RedisPoolOptions?]) {
+            const pool = original.apply(this, args);
+            remember(pool, args[0], args[1]);
+            return pool;
+          },
+        );
+        hook(poolClass.prototype, 'execute', (original) => executing(core, probe, held, original));
+        hook(poolClass.prototype, 'destroy', (original) =>
+          function destroy(this: RedisClientPool) {
+            try {
+              return original.apply(this);
+            } finally {
+              endHeldLeases(held.get(selfOf(this)), destroy);
+            }
+          },
+        );
+      }),
+    ]),
+  ];
+
+  function remember(pool: RedisClientPool, clientOptions: RedisClientOptions | undefined, options: RedisPoolOptions | undefined): void {
+    try {
+      described.set(selfOf(pool), describe(clientOptions, options));
+    } catch (error) {
+      core().reportError('redis create', error);
+    }
+  }
+});
+
+function executing(
+  core: () => AdapterCore,
+  probe: PoolProbe<RedisClientPool>,
+  held: WeakMap<object, Set<Lease>>,
+  original: RedisClientPool['execute'],
+): RedisClientPool['execute'] {
+  return function execute(this: RedisClientPool, ...args: [RedisTask]) {
+    const fn = args[0];
+    if (typeof fn !== 'function') return original.apply(this, args);
+    const self = selfOf(this);
+    const lease = core().checkout(self, probe, execute);
+    if (lease === undefined) return original.apply(this, args);
+    let leases = held.get(self);
+    if (leases === undefined) held.set(self, (leases = new Set()));
+    const result = failingOnThrow(lease, original, this, [holdingTask(lease, fn, leases)]);
+    // Chained, not beside: the application's promise stays unhandled exactly when it was.
+    return result.then(undefined, (error: unknown) => {
+      lease.failed(error);
+      throw error;
+    });
+  };
+}
+
+/**
+ * The application's (or the command's) task, reporting the grant and running in the caller's
+ * context; the checkin follows what the pool itself waits for: a `Promise` result settling,
+ * anything else at once. A task that throws never gives its client back (node-redis keeps it
+ * in use), so its lease stays held, as the client does.
+ */
+function holdingTask(lease: Lease, task: RedisTask, leases: Set<Lease>): RedisTask {
+  return function leasedTask(this: unknown, client: object) {
+    lease.granted(client);
+    leases.add(lease);
+    const checkin = () => {
+      leases.delete(lease);
+      lease.checkin(false, leasedTask);
+    };
+    const result = lease.runInCallerContext(task, this, [client]);
+    if (result instanceof Promise) result.then(checkin, checkin);
+    else checkin();
+    return result;
+  };
+}
+
+function endHeldLeases(leases: Set<Lease> | undefined, boundary: Function): void {
+  if (leases === undefined) return;
+  for (const lease of leases) lease.checkin(true, boundary);
+  leases.clear();
+}
+
+function selfOf(pool: RedisClientPool): RedisClientPool {
+  return pool._self ?? pool;
+}
+
+function redisProbe(described: WeakMap<object, PoolDescription>): PoolProbe<RedisClientPool> {
+  return {
+    describe: (pool) => described.get(pool) ?? { library: 'redis', dbSystem: 'redis' },
+    pendingAhead: (pool) => (pool.idleClients === 0 ? pool.tasksQueueLength : undefined),
+    stats: (pool) => ({ idle: pool.idleClients, used: pool.clientsInUse, pending: pool.tasksQueueLength }),
+    isTimeout,
+    isExhausted: isTimeout,
+  };
+}
+
+function isTimeout(error: unknown): boolean {
+  return error instanceof Error && error.constructor.name === 'TimeoutError' && error.message === ACQUIRE_TIMEOUT_MESSAGE;
+}
+
+/** Server, port and database index from the client options; never a user name or password. */
+function describe(clientOptions: RedisClientOptions | undefined, options: RedisPoolOptions | undefined): PoolDescription {
+  const fromUrl = typeof clientOptions?.url === 'string' ? serverOfConnectionString(clientOptions.url) : {};
+  const socket = clientOptions?.socket;
+  const host = typeof socket?.host === 'string' ? socket.host : (fromUrl.host ?? (typeof socket?.path === 'string' ? undefined : 'localhost'));
+  const port = typeof socket?.port === 'number' ? socket.port : (fromUrl.port ?? (host === undefined ? undefined : 6379));
+  const database = typeof clientOptions?.database === 'number' ? String(clientOptions.database) : (fromUrl.database ?? '0');
+  const maximum = typeof options?.maximum === 'number' ? options.maximum : DEFAULT_MAXIMUM;
+  return { library: 'redis', dbSystem: 'redis', serverAddress: host, serverPort: port, namespace: database, maxConnections: maximum };
+}

@@ -1,0 +1,58 @@
+// What a pooled connection keeps of its ended lease: enough to recognise a late release, not the
+// whole checkout span. A pool of 100 000 connections would otherwise retain 100 000 ended spans.
+import { context, type Span } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { TracerProvider, type SpanProcessor } from '@opentelemetry/sdk-trace';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { describe, expect, it } from 'vitest';
+import { LeaseCore, type PoolProbe } from '../../src/lease-core';
+import { createStackCapture } from '../../src/stack';
+
+setFlagsFromString('--expose-gc');
+const collectGarbage = runInNewContext('gc') as () => void;
+context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+
+/** Remembers every started span weakly, and nothing else. */
+class WeakSpanRecorder implements SpanProcessor {
+  readonly started: WeakRef<Span>[] = [];
+  onStart(span: Span): void {
+    this.started.push(new WeakRef(span));
+  }
+  onEnd(): void {}
+  async forceFlush(): Promise<void> {}
+  async shutdown(): Promise<void> {}
+}
+
+const probe: PoolProbe<object> = { describe: () => ({ library: 'generic-pool' }) };
+
+describe('an ended lease', () => {
+  it('does not keep its checkout span alive while the pool keeps the connection', async () => {
+    const recorder = new WeakSpanRecorder();
+    const provider = new TracerProvider({ spanProcessors: [recorder] });
+    const core = new LeaseCore({
+      tracer: () => provider.getTracer('memory-test'),
+      tracerProvider: () => provider,
+      meter: new MeterProvider().getMeter('memory-test'),
+      settings: { stackCapture: createStackCapture({ maxFrames: 10, ownDirs: ['/nonexistent'] }), leakThresholdMs: 60_000 },
+    });
+    const pool = {};
+    const connections = Array.from({ length: 20 }, (_, id) => ({ id }));
+    function take(connection: object): void {
+      const lease = core.checkout(pool, probe, take)!;
+      lease.granted(connection);
+      lease.checkin(false, take);
+    }
+    for (const connection of connections) take(connection);
+    for (let round = 0; round < 5; round++) {
+      collectGarbage();
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    expect(recorder.started).toHaveLength(20);
+    expect(recorder.started.filter((ref) => ref.deref() !== undefined)).toHaveLength(0);
+    // The late release is still recognised: the lease of each connection is known.
+    expect(core.leaseOf(connections[0])?.isOpen).toBe(false);
+    core.stop();
+  });
+});

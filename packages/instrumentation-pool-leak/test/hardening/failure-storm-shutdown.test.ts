@@ -1,0 +1,68 @@
+// Failed checkout spans still queued when the tracer provider shuts down are finished first,
+// so the shutdown exports them: a storm right before shutdown loses nothing.
+import type * as GenericPoolModule from 'generic-pool';
+import { describe, expect, it } from 'vitest';
+import type { LeaseCore } from '../../src/lease-core';
+import { requireLibrary, resourceFactory } from '../support/in-memory-resources';
+import { setupTracing } from '../support/tracing';
+
+const tracing = setupTracing();
+const genericPool = requireLibrary<typeof GenericPoolModule>('generic-pool');
+const CHECKOUT = 'generic-pool checkout';
+const WAITERS = 2000;
+const TIMEOUT_MS = 100;
+const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
+/** `ExportResultCode.SUCCESS` of @opentelemetry/core. */
+const EXPORT_SUCCESS = 0;
+
+/** Failed checkout spans the exporter accepted (it empties its list when shut down, and refuses spans after that). */
+let acceptedFailedCheckouts = 0;
+const exportSpans = tracing.exporter.export.bind(tracing.exporter);
+tracing.exporter.export = (spans, done) => {
+  // The held checkout ends at shutdown with ERROR too, but without an exception: not counted.
+  const failed = spans.filter((span) => span.name === CHECKOUT && span.events.some((event) => event.name === 'exception')).length;
+  exportSpans(spans, (result) => {
+    if (result.code === EXPORT_SUCCESS) acceptedFailedCheckouts += failed;
+    done(result);
+  });
+};
+
+const core = (): LeaseCore => (tracing.instrumentation as unknown as { core: LeaseCore }).core;
+
+describe('a timeout storm at provider shutdown', () => {
+  it('exports every failed checkout span, the queued ones included', async () => {
+    const pool = genericPool.createPool(resourceFactory(), { max: 1, acquireTimeoutMillis: TIMEOUT_MS });
+    const held = await pool.acquire();
+    let queuedAtShutdown = 0;
+    let shutdown: Promise<void> | undefined;
+    let failed = 0;
+    const settled: Promise<void>[] = [];
+    for (let index = 0; index < WAITERS; index++) {
+      settled.push(
+        pool.acquire().then(
+          () => undefined,
+          () => {
+            // The last failure of the storm: its spans are not all finished yet; shut down now.
+            if (++failed === WAITERS) {
+              queuedAtShutdown = core().queuedFailureCount;
+              shutdown = tracing.provider.shutdown();
+            }
+          },
+        ),
+      );
+    }
+    const dueAt = performance.now() + TIMEOUT_MS + 50;
+    while (performance.now() < dueAt) Atomics.wait(SLEEPER, 0, 0, 10);
+    await Promise.all(settled);
+    await shutdown;
+    // The in-memory exporter answers each export on a timer.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(queuedAtShutdown).toBeGreaterThan(0);
+    expect(acceptedFailedCheckouts).toBe(WAITERS);
+    expect(core().queuedFailureCount).toBe(0);
+    await pool.release(held);
+    await pool.drain();
+    await pool.clear();
+    tracing.instrumentation.disable();
+  });
+});
