@@ -97,7 +97,10 @@ export class LeaseCore implements LeaseHost {
    * entry (and the ended lease it may point to) goes with the connection.
    */
   private readonly leaseByConnection = new WeakMap<object, Lease>();
-  private readonly shutdownHook = new ProviderShutdownHook(() => this.endOpenLeases());
+  private readonly shutdownHook = new ProviderShutdownHook({
+    beforeShutdown: () => this.endOpenLeases(),
+    beforeForceFlush: () => this.failures.flush(),
+  });
   /**
    * Ends the leases of a pool object the application dropped: a waiter of a pool that will never
    * serve it (pg-pool after `end()`) would otherwise stay open, and keep its span, forever.

@@ -1,7 +1,8 @@
-// Failed checkout spans still queued when the tracer provider shuts down are finished first,
-// so the shutdown exports them: a storm right before shutdown loses nothing.
+// Failed checkout spans still queued when the tracer provider force-flushes or shuts down are
+// finished first, so the flush or the shutdown exports them: a storm right before either loses
+// nothing (a serverless handler flushes at its end and may be frozen right after).
 import type * as GenericPoolModule from 'generic-pool';
-import { describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { LeaseCore } from '../../src/lease-core';
 import { requireLibrary, resourceFactory } from '../support/in-memory-resources';
 import { setupTracing } from '../support/tracing';
@@ -27,7 +28,54 @@ tracing.exporter.export = (spans, done) => {
   });
 };
 
+beforeEach(() => {
+  acceptedFailedCheckouts = 0;
+});
+
 const core = (): LeaseCore => (tracing.instrumentation as unknown as { core: LeaseCore }).core;
+
+/** Starts WAITERS checkouts that all time out together; `atLastFailure` runs in the last one's handler. */
+async function timeoutStorm(atLastFailure: () => void): Promise<() => Promise<void>> {
+  const pool = genericPool.createPool(resourceFactory(), { max: 1, acquireTimeoutMillis: TIMEOUT_MS });
+  const held = await pool.acquire();
+  let failed = 0;
+  const settled: Promise<void>[] = [];
+  for (let index = 0; index < WAITERS; index++) {
+    settled.push(
+      pool.acquire().then(
+        () => undefined,
+        () => {
+          if (++failed === WAITERS) atLastFailure();
+        },
+      ),
+    );
+  }
+  // Blocks the loop past the timeout, so every waiter's timer fires in one turn.
+  const dueAt = performance.now() + TIMEOUT_MS + 50;
+  while (performance.now() < dueAt) Atomics.wait(SLEEPER, 0, 0, 10);
+  await Promise.all(settled);
+  return async () => {
+    await pool.release(held);
+    await pool.drain();
+    await pool.clear();
+  };
+}
+
+describe('a timeout storm at a force flush', () => {
+  it('exports every failed checkout span, the queued ones included, by the time the flush resolves', async () => {
+    let queuedAtFlush = 0;
+    let flushed: Promise<void> | undefined;
+    const cleanUp = await timeoutStorm(() => {
+      queuedAtFlush = core().queuedFailureCount;
+      flushed = tracing.provider.forceFlush();
+    });
+    await flushed;
+    const exportedAtFlush = acceptedFailedCheckouts;
+    expect(queuedAtFlush).toBeGreaterThan(0);
+    expect(exportedAtFlush).toBe(WAITERS);
+    await cleanUp();
+  });
+});
 
 describe('a timeout storm at provider shutdown', () => {
   it('exports every failed checkout span, the queued ones included', async () => {
