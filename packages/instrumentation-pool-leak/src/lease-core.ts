@@ -258,15 +258,20 @@ export class LeaseCore implements LeaseHost {
   }
 
   /**
-   * The library ended `poolObject` (pg-pool's `end()`): its checkouts still waiting will never
-   * be served nor failed by it, so they end now with ERROR status. Held ones stay until their
+   * The library ended `poolObject` (pg-pool's `end()`, node-redis's `destroy()`, postgres.js's
+   * `sql.end()`): its checkouts still waiting will never be served nor failed by it, so they end
+   * now with ERROR status. With `closedHeld`, the library also closed the connections it had
+   * lent: their leases are checked in as destroyed. Without it, held ones stay until their
    * connection is released, which the library still accepts.
    */
-  poolEnded(poolObject: object): void {
+  poolEnded(poolObject: object, boundary: Function, closedHeld = false): void {
     try {
       const pool = this.pools.get(poolObject);
       if (pool === undefined) return;
-      for (const lease of [...pool.openLeases]) if (!lease.isHeld) lease.endAtShutdown('pool ended with the checkout still waiting');
+      for (const lease of [...pool.openLeases]) {
+        if (!lease.isHeld) lease.endAtShutdown('pool ended with the checkout still waiting');
+        else if (closedHeld) lease.checkin(true, boundary);
+      }
     } catch (error) {
       this.reportError('poolEnded', error);
     }

@@ -57,6 +57,8 @@ const enum State {
 }
 
 const MS_PER_SECOND = 1000;
+/** The state of a lease whose connection ran no statement yet; only ever read. */
+const NO_STATEMENTS = new StatementActivity();
 
 /**
  * One checkout, from the request to the checkin: owns the checkout span and its timing.
@@ -74,8 +76,12 @@ export class Lease {
   private lastForeignTraceId: string | undefined;
   /** The connection (or resource) granted to this checkout, when the adapter named it. */
   connection: unknown;
-  /** Statements on the granted connection: what the holders lists and leak reports tell. */
-  private readonly activity = new StatementActivity();
+  /**
+   * Statements on the granted connection: what the holders lists and leak reports tell. Made at
+   * the first statement, so a pool whose resources run no statements (generic-pool, tarn
+   * resources that are not connections) pays nothing for it.
+   */
+  private activity: StatementActivity | undefined;
   private settleListener: (() => void) | undefined;
 
   constructor(
@@ -228,7 +234,7 @@ export class Lease {
   statementIssued(boundary: Function, statement?: unknown): boolean {
     if (this.state !== State.Held) return false;
     try {
-      this.activity.issued(statement, performance.now());
+      (this.activity ??= new StatementActivity()).issued(statement, performance.now());
     } catch (error) {
       this.host.reportError('statementIssued', error);
     }
@@ -238,7 +244,7 @@ export class Lease {
 
   /** The statement announced by {@link Lease.statementIssued} finished, with a result or an error. */
   statementSettled(): void {
-    if (this.state === State.Held) this.activity.settled(performance.now());
+    if (this.state === State.Held) this.activity?.settled(performance.now());
   }
 
   /** {@link Lease.statementSettled} as a listener (a statement's `end` event), made once per lease. */
@@ -248,17 +254,17 @@ export class Lease {
 
   /** For a library whose transaction API opens a transaction without SQL text through a hooked method. */
   transactionBegan(): void {
-    if (this.state === State.Held) this.activity.transactionBegan();
+    if (this.state === State.Held) (this.activity ??= new StatementActivity()).transactionBegan();
   }
 
   /** For a library whose transaction API commits or rolls back without SQL text through a hooked method. */
   transactionEnded(): void {
-    if (this.state === State.Held) this.activity.transactionEnded();
+    if (this.state === State.Held) this.activity?.transactionEnded();
   }
 
   /** What the held connection is doing now: busy, idle, or idle in a transaction. */
   activityAt(now = performance.now()): LeaseStateSnapshot {
-    return this.activity.snapshot(now, this.grantedAt);
+    return (this.activity ?? NO_STATEMENTS).snapshot(now, this.grantedAt);
   }
 
   private checkStatementContext(owner: string, boundary: Function): void {
@@ -330,7 +336,7 @@ export class Lease {
     // The connection keeps its latest lease (for a late release) as long as the pool keeps the
     // connection: without this, every pooled connection would retain a whole ended span.
     this.span = trace.wrapSpanContext(this.span.spanContext());
-    this.activity.clear();
+    this.activity?.clear();
     this.host.forget(this);
   }
 }

@@ -5,7 +5,7 @@ import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import type * as GenericPoolModule from 'generic-pool';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { APP_LINES, LIBRARY_FRAMES, withoutStackFormatter, writeCallPathFixture } from './support/call-path-app';
-import { delay, requireLibrary, resourceFactory, type Resource } from './support/in-memory-resources';
+import { delay, requireLibrary, type Resource, genericPoolsOf } from './support/in-memory-resources';
 import { eventNamed } from './support/spans';
 import { setupTracing } from './support/tracing';
 
@@ -16,13 +16,7 @@ const fixture = writeCallPathFixture();
 const APP = fixture.appFile;
 const CHECKOUT = 'generic-pool checkout';
 
-type Pool = GenericPoolModule.Pool<Resource>;
-const pools: Pool[] = [];
-function newPool(options: GenericPoolModule.Options = {}): Pool {
-  const pool = genericPool.createPool(resourceFactory(), { max: 2, ...options });
-  pools.push(pool);
-  return pool;
-}
+const { pools, newPool } = genericPoolsOf(genericPool);
 
 beforeEach(() => tracing.exporter.reset());
 afterAll(async () => {

@@ -121,7 +121,7 @@ function isSubmittable(statement: unknown): statement is { submit: Function; onc
 function endingWaiters(original: PgPool['end'], core: () => AdapterCore): PgPool['end'] {
   return withLengthOf(original, function end(this: PgPool) {
     const result = Reflect.apply(original, this, arguments) as ReturnType<PgPool['end']>;
-    core().poolEnded(this);
+    core().poolEnded(this, end);
     return result;
   });
 }

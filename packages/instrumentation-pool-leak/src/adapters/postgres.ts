@@ -18,32 +18,20 @@ type Owner = { readonly pool: PostgresOptions } | { readonly pool: PostgresOptio
  * query starts, and its `then` (the call site where the query is awaited). Leases: `sql.reserve()` until `release()`, `sql.begin()` until its promise settles
  * (granted when the body starts, in a transaction), and each plain query from its start until it
  * settles (granted when the pool gives it a connection). Queries on a reserved or transaction
- * `sql` are statements of that lease. `sql.end()` ends the leases still held when it resolves.
+ * `sql` are statements of that lease. `sql.end()` ends the leases still open when it resolves (the core's `poolEnded`).
  * The pool key is the options object the instance shares with its connections.
  */
 export const postgresAdapter = defineAdapter(({ core, patcher }) => {
   const owners = new WeakMap<Function, Owner>();
   const queryLeases = new WeakMap<PostgresQuery, Lease>();
-  /** Leases not yet ended, per pool: `sql.end()` ends those still open. */
-  const openLeases = new WeakMap<PostgresOptions, Set<Lease>>();
   const thenHooks = new ThenReadHooks(core);
   /** Above 0 while `begin()` sends its BEGIN: that query belongs to the transaction's lease. */
   let insideBegin = 0;
 
   const handlerOf = (sql: Sql) => sql.unsafe('').handler; // A query never run: only its handler is read.
   const own = (sql: Sql, owner: Owner) => owners.set(handlerOf(sql), owner);
-  /** A lease on `pool`, kept in its open set until it ends (for `sql.end()`). */
-  const checkout = (pool: PostgresOptions, boundary: Function): Lease | undefined => {
-    const lease = core().checkout(pool, probe, boundary);
-    if (lease === undefined) return undefined;
-    const leases = openLeases.get(pool);
-    if (leases === undefined) openLeases.set(pool, new Set([lease]));
-    else leases.add(lease);
-    return lease;
-  };
   /** Ends a lease: a checkin when held, else a failed checkout. */
-  const end = (pool: PostgresOptions, lease: Lease, boundary: Function, failure?: { error: unknown; destroyed: boolean }) => {
-    openLeases.get(pool)?.delete(lease);
+  const end = (lease: Lease, boundary: Function, failure?: { error: unknown; destroyed: boolean }) => {
     if (lease.isHeld) lease.checkin(failure?.destroyed === true, boundary);
     else if (failure !== undefined) lease.failed(failure.error);
   };
@@ -54,17 +42,17 @@ export const postgresAdapter = defineAdapter(({ core, patcher }) => {
     own(sql, { pool });
     const { reserve, begin, end: endPool } = sql;
     sql.reserve = function reserveLeased(this: unknown, ...args: unknown[]) {
-      const lease = checkout(pool, reserveLeased);
+      const lease = core().checkout(pool, probe, reserveLeased);
       if (lease === undefined) return reserve.apply(this, args);
       return failingOnThrow(lease, reserve, this, args).then(
         (reserved) => {
           lease.granted(reserved);
           own(reserved, { pool, lease, held: reserved });
-          wrapRelease(pool, reserved);
+          wrapRelease(reserved);
           return reserved;
         },
         (error: unknown) => {
-          end(pool, lease, reserveLeased, ending(error));
+          end(lease, reserveLeased, ending(error));
           throw error;
         },
       );
@@ -72,7 +60,7 @@ export const postgresAdapter = defineAdapter(({ core, patcher }) => {
     sql.begin = function beginLeased(this: unknown, ...args: unknown[]) {
       const bodyAt = typeof args[1] === 'function' ? 1 : 0;
       const body = args[bodyAt];
-      const lease = typeof body === 'function' ? checkout(pool, beginLeased) : undefined;
+      const lease = typeof body === 'function' ? core().checkout(pool, probe, beginLeased) : undefined;
       if (lease === undefined) return begin.apply(this, args);
       args[bodyAt] = function transaction(this: unknown, scope: Sql) {
         lease.granted(scope);
@@ -88,19 +76,17 @@ export const postgresAdapter = defineAdapter(({ core, patcher }) => {
         insideBegin--;
       }
       return result.then(
-        (value) => (end(pool, lease, beginLeased), value),
+        (value) => (end(lease, beginLeased), value),
         (error: unknown) => {
-          end(pool, lease, beginLeased, ending(error));
+          end(lease, beginLeased, ending(error));
           throw error;
         },
       );
     };
-    // Once ended, postgres.js serves nobody: reserve() calls still queued never settle.
+    // Once ended, postgres.js serves nobody (reserve() calls still queued never settle) and
+    // has closed every connection, reserved ones included.
     sql.end = function endLeases(this: unknown, ...args: unknown[]) {
-      const endAll = () => {
-        const ended = { error: new Error('postgres.js ended the pool before this checkout was served'), destroyed: true };
-        for (const lease of [...(openLeases.get(pool) ?? [])]) end(pool, lease, endLeases, ended);
-      };
+      const endAll = () => core().poolEnded(pool, endLeases, true);
       return endPool.apply(this, args).then(
         (value) => (endAll(), value),
         (error: unknown) => {
@@ -111,11 +97,9 @@ export const postgresAdapter = defineAdapter(({ core, patcher }) => {
     };
   }
 
-  function wrapRelease(pool: PostgresOptions, reserved: ReservedSql): void {
+  function wrapRelease(reserved: ReservedSql): void {
     const release = reserved.release;
     reserved.release = function releaseLeased(this: unknown, ...args: unknown[]) {
-      const lease = core().leaseOf(reserved);
-      if (lease !== undefined) openLeases.get(pool)?.delete(lease);
       core().releaseConnection(reserved, false, releaseLeased);
       return release.apply(this, args);
     };
@@ -127,19 +111,19 @@ export const postgresAdapter = defineAdapter(({ core, patcher }) => {
     if (owner === undefined || query.cursorRows !== undefined) return;
     if ('lease' in owner) {
       const lease = core().statementIssued(owner.held, boundary, query.strings[0]);
-      if (lease !== undefined) onSettle(query, () => lease.statementSettled());
+      if (lease !== undefined) onSettle(query, lease.settler);
       return;
     }
     if (insideBegin > 0) return;
     const pool = owner.pool;
-    const lease = checkout(pool, boundary);
+    const lease = core().checkout(pool, probe, boundary);
     if (lease === undefined) return;
     queryLeases.set(query, lease);
     onSettle(query, (error, failed) => {
       queryLeases.delete(query);
       // Run by a connection it made open (connection.js runs that first query itself): granted now.
       if (!failed) lease.granted();
-      end(pool, lease, started, failed ? ending(error) : undefined);
+      end(lease, started, failed ? ending(error) : undefined);
     });
   }
 

@@ -17,14 +17,12 @@ const ACQUIRE_TIMEOUT_MESSAGE = 'Timeout waiting for a client';
  * one acquire point — every command, `multi().exec()` and `sendCommand` call it — and `fn`
  * holds the client until the value it returns settles, then the pool takes the client back
  * (`#executeTask`). So a lease runs from `execute` to the settlement of `fn`'s result, and a
- * task that never settles is a client that never comes back. `destroy()` closes every client:
- * the leases still held end there, as destroyed.
+ * task that never settles is a client that never comes back. `destroy()` closes every client
+ * and never runs the tasks still queued: the core ends both kinds of lease there.
  */
 export const redisAdapter = defineAdapter(({ core, module, file }) => {
   /** What `create` was told about each pool (keyed by the real pool, `_self`). */
   const described = new WeakMap<object, PoolDescription>();
-  /** Held leases per pool, for `destroy()`. */
-  const held = new WeakMap<object, Set<Lease>>();
   const probe = redisProbe(described);
   return [
     module('@redis/client', SUPPORTED_VERSIONS, undefined, [
@@ -37,13 +35,13 @@ export const redisAdapter = defineAdapter(({ core, module, file }) => {
             return pool;
           },
         );
-        hook(poolClass.prototype, 'execute', (original) => executing(core, probe, held, original));
+        hook(poolClass.prototype, 'execute', (original) => executing(core, probe, original));
         hook(poolClass.prototype, 'destroy', (original) =>
           function destroy(this: RedisClientPool) {
             try {
               return original.apply(this);
             } finally {
-              endHeldLeases(held.get(selfOf(this)), destroy);
+              core().poolEnded(selfOf(this), destroy, true);
             }
           },
         );
@@ -63,7 +61,6 @@ export const redisAdapter = defineAdapter(({ core, module, file }) => {
 function executing(
   core: () => AdapterCore,
   probe: PoolProbe<RedisClientPool>,
-  held: WeakMap<object, Set<Lease>>,
   original: RedisClientPool['execute'],
 ): RedisClientPool['execute'] {
   return function execute(this: RedisClientPool, ...args: [RedisTask]) {
@@ -72,9 +69,7 @@ function executing(
     const self = selfOf(this);
     const lease = core().checkout(self, probe, execute);
     if (lease === undefined) return original.apply(this, args);
-    let leases = held.get(self);
-    if (leases === undefined) held.set(self, (leases = new Set()));
-    const result = failingOnThrow(lease, original, this, [holdingTask(lease, fn, leases)]);
+    const result = failingOnThrow(lease, original, this, [holdingTask(lease, fn)]);
     // Chained, not beside: the application's promise stays unhandled exactly when it was.
     return result.then(undefined, (error: unknown) => {
       lease.failed(error);
@@ -89,25 +84,15 @@ function executing(
  * anything else at once. A task that throws never gives its client back (node-redis keeps it
  * in use), so its lease stays held, as the client does.
  */
-function holdingTask(lease: Lease, task: RedisTask, leases: Set<Lease>): RedisTask {
+function holdingTask(lease: Lease, task: RedisTask): RedisTask {
   return function leasedTask(this: unknown, client: object) {
     lease.granted(client);
-    leases.add(lease);
-    const checkin = () => {
-      leases.delete(lease);
-      lease.checkin(false, leasedTask);
-    };
+    const checkin = () => lease.checkin(false, leasedTask);
     const result = lease.runInCallerContext(task, this, [client]);
     if (result instanceof Promise) result.then(checkin, checkin);
     else checkin();
     return result;
   };
-}
-
-function endHeldLeases(leases: Set<Lease> | undefined, boundary: Function): void {
-  if (leases === undefined) return;
-  for (const lease of leases) lease.checkin(true, boundary);
-  leases.clear();
 }
 
 function selfOf(pool: RedisClientPool): RedisClientPool {

@@ -8,9 +8,8 @@ import {
   delay,
   outcomeOf,
   requireLibrary,
-  resourceFactory,
   unhandledRejectionsDuring,
-  type Resource,
+  genericPoolsOf,
 } from '../support/in-memory-resources';
 import { lineOf } from '../support/source-lines';
 import { childOf, eventNamed, eventNames, expectCheckedIn } from '../support/spans';
@@ -22,14 +21,7 @@ const CHECKOUT = 'generic-pool checkout';
 const THIS_FILE = 'generic-pool.test.ts';
 const NOT_IN_POOL = 'Error(Error): Resource not currently part of this pool';
 
-type Pool = GenericPoolModule.Pool<Resource>;
-const pools: Pool[] = [];
-
-function newPool(options: GenericPoolModule.Options = {}): Pool {
-  const pool = genericPool.createPool(resourceFactory(), { max: 2, ...options });
-  pools.push(pool);
-  return pool;
-}
+const { pools, newPool } = genericPoolsOf(genericPool);
 
 const checkouts = (): ReadableSpan[] => tracing.spansNamed(CHECKOUT);
 const onlyCheckout = (): ReadableSpan => tracing.onlySpanNamed(CHECKOUT);

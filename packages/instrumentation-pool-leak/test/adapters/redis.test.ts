@@ -220,6 +220,29 @@ describeWithRedis('server and pool ends', () => {
     expect(span.attributes['pool.checkin.destroyed']).toBe(true);
     expect(tracing.openLeaseCount()).toBe(0);
   });
+
+  it('destroy() with commands still queued: node-redis never runs them, so their leases end there too', async () => {
+    const pool = await newPool({ maximum: 1, acquireTimeout: 60_000 });
+    tracing.exporter.reset();
+    void pool.execute(() => new Promise(() => {}));
+    const queued = pool.get('never-sent');
+    let queuedSettled = false;
+    queued.then(
+      () => (queuedSettled = true),
+      () => (queuedSettled = true),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(tracing.openLeaseCount()).toBe(2);
+    pool.destroy();
+    expect(tracing.openLeaseCount()).toBe(0);
+    const spans = tracing.spansNamed(CHECKOUT);
+    expect(spans).toHaveLength(2);
+    const waiting = spans.find((span) => span.attributes['pool.checkin.destroyed'] === undefined)!;
+    expect(waiting.status).toEqual({ code: SpanStatusCode.ERROR, message: 'pool ended with the checkout still waiting' });
+    // node-redis's own behaviour is unchanged: the queued command stays pending.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(queuedSettled).toBe(false);
+  });
 });
 
 describeWithRedis('no secrets in telemetry', () => {

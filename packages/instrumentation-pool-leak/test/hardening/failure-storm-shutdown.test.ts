@@ -79,38 +79,19 @@ describe('a timeout storm at a force flush', () => {
 
 describe('a timeout storm at provider shutdown', () => {
   it('exports every failed checkout span, the queued ones included', async () => {
-    const pool = genericPool.createPool(resourceFactory(), { max: 1, acquireTimeoutMillis: TIMEOUT_MS });
-    const held = await pool.acquire();
     let queuedAtShutdown = 0;
     let shutdown: Promise<void> | undefined;
-    let failed = 0;
-    const settled: Promise<void>[] = [];
-    for (let index = 0; index < WAITERS; index++) {
-      settled.push(
-        pool.acquire().then(
-          () => undefined,
-          () => {
-            // The last failure of the storm: its spans are not all finished yet; shut down now.
-            if (++failed === WAITERS) {
-              queuedAtShutdown = core().queuedFailureCount;
-              shutdown = tracing.provider.shutdown();
-            }
-          },
-        ),
-      );
-    }
-    const dueAt = performance.now() + TIMEOUT_MS + 50;
-    while (performance.now() < dueAt) Atomics.wait(SLEEPER, 0, 0, 10);
-    await Promise.all(settled);
+    const cleanUp = await timeoutStorm(() => {
+      queuedAtShutdown = core().queuedFailureCount;
+      shutdown = tracing.provider.shutdown();
+    });
     await shutdown;
     // The in-memory exporter answers each export on a timer.
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(queuedAtShutdown).toBeGreaterThan(0);
     expect(acceptedFailedCheckouts).toBe(WAITERS);
     expect(core().queuedFailureCount).toBe(0);
-    await pool.release(held);
-    await pool.drain();
-    await pool.clear();
+    await cleanUp();
     tracing.instrumentation.disable();
   });
 });

@@ -4,7 +4,7 @@ import { SpanStatusCode } from '@opentelemetry/api';
 import type * as GenericPoolModule from 'generic-pool';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Lease } from '../../src/lease';
-import { delay, outcomeOf, requireLibrary, resourceFactory, type Resource } from '../support/in-memory-resources';
+import { delay, outcomeOf, requireLibrary, genericPoolsOf } from '../support/in-memory-resources';
 import { eventNamed } from '../support/spans';
 import { setupTracing } from '../support/tracing';
 
@@ -13,14 +13,7 @@ const genericPool = requireLibrary<typeof GenericPoolModule>('generic-pool');
 const CHECKOUT = 'generic-pool checkout';
 const LEAK = 'generic-pool leak';
 
-type Pool = GenericPoolModule.Pool<Resource>;
-const pools: Pool[] = [];
-
-function newPool(options: GenericPoolModule.Options = {}): Pool {
-  const pool = genericPool.createPool(resourceFactory(), { max: 2, ...options });
-  pools.push(pool);
-  return pool;
-}
+const { pools, newPool } = genericPoolsOf(genericPool);
 
 beforeEach(() => {
   tracing.exporter.reset();

@@ -3,6 +3,7 @@
 // Also helpers to observe unhandled rejections without the test runner's own handler, and the
 // OpenTelemetry diag messages a run produced (the SDK reports a span ended twice through diag).
 import { diag, DiagLogLevel } from '@opentelemetry/api';
+import type * as GenericPoolModule from 'generic-pool';
 import { createRequire } from 'node:module';
 
 /** What the pools lend: a small object with an id, so transcripts can name resources. */
@@ -15,6 +16,25 @@ export interface ResourceFactory {
   create(): Promise<Resource>;
   destroy(resource: Resource): Promise<void>;
   readonly destroyed: Resource[];
+}
+
+/**
+ * generic-pool pools of in-memory resources (`max: 2` unless the options say otherwise), each
+ * remembered in `pools` so the suite can drain them after its tests.
+ */
+export function genericPoolsOf(genericPool: typeof GenericPoolModule): {
+  readonly pools: GenericPoolModule.Pool<Resource>[];
+  newPool(options?: GenericPoolModule.Options): GenericPoolModule.Pool<Resource>;
+} {
+  const pools: GenericPoolModule.Pool<Resource>[] = [];
+  return {
+    pools,
+    newPool(options = {}) {
+      const pool = genericPool.createPool(resourceFactory(), { max: 2, ...options });
+      pools.push(pool);
+      return pool;
+    },
+  };
 }
 
 export function resourceFactory(): ResourceFactory {
