@@ -1,14 +1,5 @@
-import { ATTR_POOL_HOLDERS } from './semconv';
-import type { Attributes } from '@opentelemetry/api';
-
 /** The property of a pool's exhausted error that names its holders; never enumerable. */
 export const POOL_HOLDERS_PROPERTY = 'poolHolders';
-
-/** The `pool.holders` strings of a `pool.exhausted` event's attributes. */
-export function holdersOf(attributes: Attributes): readonly string[] {
-  const holders = attributes[ATTR_POOL_HOLDERS];
-  return Array.isArray(holders) ? holders.filter((holder): holder is string => typeof holder === 'string') : [];
-}
 
 /**
  * Puts the holders on the pool's own timeout/exhausted error before the application sees it: a
@@ -21,7 +12,7 @@ export function attachPoolHolders(error: unknown, holders: readonly string[], ap
   if (typeof error !== 'object' || error === null || !Object.isExtensible(error)) return;
   if (Object.prototype.hasOwnProperty.call(error, POOL_HOLDERS_PROPERTY)) return;
   Object.defineProperty(error, POOL_HOLDERS_PROPERTY, {
-    value: Object.freeze([...holders]),
+    value: Object.isFrozen(holders) ? holders : Object.freeze([...holders]),
     enumerable: false,
     writable: true,
     configurable: true,

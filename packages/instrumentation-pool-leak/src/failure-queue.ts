@@ -10,7 +10,12 @@ const EXCEPTION_EVENT = 'exception';
 
 /** Everything a failed checkout's span still needs, decided at the moment of the failure. */
 export interface FailedCheckout {
-  readonly span: Span;
+  /**
+   * The checkout whose span this is. Read only when the span is finished: a checkout that
+   * queued starts its span then (see `Lease.span`), so the spans of a storm's queued failures
+   * are made, ended and exported in one go instead of waiting in this queue.
+   */
+  readonly checkout: { readonly span: Span };
   readonly error: unknown;
   /** `performance.now()` at the failure: the span's end and its events carry this time. */
   readonly failedAt: number;
@@ -90,7 +95,8 @@ export class FailureQueue {
 
   private finishOne(failure: FailedCheckout): void {
     try {
-      const { span, failedAt, exhausted } = failure;
+      const { failedAt, exhausted } = failure;
+      const span = failure.checkout.span;
       if (exhausted !== undefined && span.isRecording()) span.addEvent(EVENT_POOL_EXHAUSTED, exhausted, failedAt);
       endWithError(span, failure.error, failure.poolError, failedAt);
     } catch (error) {

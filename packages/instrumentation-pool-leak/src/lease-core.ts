@@ -1,11 +1,14 @@
 import {
   context,
   diag,
+  INVALID_SPAN_CONTEXT,
   isSpanContextValid,
   SpanKind,
   trace,
+  type Context,
   type DiagLogger,
   type Meter,
+  type Span,
   type Tracer,
   type TracerProvider,
 } from '@opentelemetry/api';
@@ -176,33 +179,27 @@ export class LeaseCore implements LeaseHost {
       this.shutdownHook.attach(this.options.tracerProvider());
       const tracked = this.trackPool(pool, probe);
       const callerContext = context.active();
-      const span = this.options.tracer().startSpan(
-        tracked.spanName,
-        { kind: SpanKind.INTERNAL, attributes: tracked.attributes },
-        callerContext,
-      );
-      const recording = span.isRecording();
+      const pendingAhead = probe.pendingAhead?.(pool);
+      // A request that queues starts its span when it is granted or fails (Lease.span).
+      const span = pendingAhead === undefined ? this.startSpan(tracked, callerContext) : undefined;
       // Captured right here, not through a helper method: every frame between here and the
       // boundary is walked by the capture (~0.4 µs each on the CI machine). Unsampled leases
-      // still need their call site when leaks are watched, for the counter.
+      // still need their call site when leaks are watched, for the counter; a queued one is
+      // captured before its sampling decision, which comes at its grant.
       let stack = this.callSites.current(callerContext);
-      if (stack === undefined && (recording || this.settings.leakThresholdMs > 0)) {
+      if (stack === undefined && (span === undefined || span.isRecording() || this.settings.leakThresholdMs > 0)) {
         try {
           stack = this.settings.stackCapture.capture(boundary);
         } catch (error) {
           this.reportError('captureStack', error);
         }
       }
-      if (recording) {
-        if (stack !== undefined) span.setAttributes(stack.attributes);
-        const pendingAhead = probe.pendingAhead?.(pool);
-        if (pendingAhead !== undefined) span.setAttribute(ATTR_POOL_PENDING_AT_REQUEST, pendingAhead);
-      }
+      if (span !== undefined && stack !== undefined && span.isRecording()) span.setAttributes(stack.attributes);
       const parent = trace.getSpanContext(callerContext);
       const ownerTraceId = parent !== undefined && isSpanContextValid(parent) ? parent.traceId : undefined;
-      const lease = new Lease(this, tracked, span, callerContext, ownerTraceId, stack);
-      if (tracked.openLeases.size === 0) this.busyPools.add(tracked);
-      tracked.openLeases.add(lease);
+      const lease = new Lease(this, tracked, span, callerContext, ownerTraceId, stack, pendingAhead);
+      if (!tracked.hasOpenLeases) this.busyPools.add(tracked);
+      tracked.waitingLeases.add(lease);
       return lease;
     } catch (error) {
       this.reportError('checkout', error);
@@ -268,13 +265,32 @@ export class LeaseCore implements LeaseHost {
     try {
       const pool = this.pools.get(poolObject);
       if (pool === undefined) return;
-      for (const lease of [...pool.openLeases]) {
+      for (const lease of pool.openLeases()) {
         if (!lease.isHeld) lease.endAtShutdown('pool ended with the checkout still waiting');
         else if (closedHeld) lease.checkin(true, boundary);
       }
     } catch (error) {
       this.reportError('poolEnded', error);
     }
+  }
+
+  startQueuedSpan(lease: Lease): Span {
+    try {
+      const span = this.startSpan(lease.pool, lease.callerContext, lease.requestedAt);
+      if (span.isRecording()) {
+        if (lease.stack !== undefined) span.setAttributes(lease.stack.attributes);
+        if (lease.pendingAtRequest !== undefined) span.setAttribute(ATTR_POOL_PENDING_AT_REQUEST, lease.pendingAtRequest);
+      }
+      return span;
+    } catch (error) {
+      this.reportError('startQueuedSpan', error);
+      return trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+    }
+  }
+
+  /** A checkout span, child of the caller's context, with the pool's attributes for the sampler. */
+  private startSpan(pool: TrackedPool, callerContext: Context, startTime?: number): Span {
+    return this.options.tracer().startSpan(pool.spanName, { kind: SpanKind.INTERNAL, attributes: pool.attributes, startTime }, callerContext);
   }
 
   finishFailure(failure: FailedCheckout): void {
@@ -288,14 +304,17 @@ export class LeaseCore implements LeaseHost {
 
   /** A granted lease is a holder of its pool, and is watched for leaks. */
   leaseGranted(lease: Lease): void {
-    lease.pool.heldLeases.add(lease);
+    const pool = lease.pool;
+    pool.waitingLeases.delete(lease);
+    pool.heldLeases.add(lease);
+    pool.holdersVersion++;
     this.leakWatch.watch(lease);
   }
 
   /** Number of open leases across all pools (tests and diagnostics). */
   get openLeaseCount(): number {
     let count = 0;
-    for (const pool of this.busyPools) count += pool.openLeases.size;
+    for (const pool of this.busyPools) count += pool.waitingLeases.size + pool.heldLeases.size;
     return count;
   }
 
@@ -382,9 +401,9 @@ export class LeaseCore implements LeaseHost {
     if (connection !== undefined && !isObject(connection) && pool.leasesByPrimitive.get(connection) === lease) {
       pool.leasesByPrimitive.delete(connection);
     }
-    pool.heldLeases.delete(lease);
-    pool.openLeases.delete(lease);
-    if (pool.openLeases.size === 0) this.busyPools.delete(pool);
+    if (pool.heldLeases.delete(lease)) pool.holdersVersion++;
+    else pool.waitingLeases.delete(lease);
+    if (!pool.hasOpenLeases) this.busyPools.delete(pool);
   }
 
   captureCheckinStack(boundary: Function): CapturedStack | undefined {
@@ -429,7 +448,7 @@ export class LeaseCore implements LeaseHost {
 
   private endLeases(pools: Iterable<TrackedPool>, reason?: string): void {
     for (const pool of [...pools]) {
-      for (const lease of [...pool.openLeases]) lease.endAtShutdown(reason);
+      for (const lease of pool.openLeases()) lease.endAtShutdown(reason);
     }
   }
 

@@ -1,10 +1,10 @@
 import { context, SpanStatusCode, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
 import { classifyCheckin, currentAsyncResourceType, stackShowsFinalizer, type MisplacedCheckin } from './checkin-context';
-import { attachPoolHolders, holdersOf } from './error-holders';
+import { attachPoolHolders } from './error-holders';
 import type { FailedCheckout } from './failure-queue';
 import { leaseStateAttributes, StatementActivity, type LeaseStateSnapshot } from './lease-state';
 import type { PoolMetrics } from './metrics';
-import { exhaustedPoolAttributes } from './pool-holders';
+import { exhaustedPoolAttributes, poolHolders } from './pool-holders';
 import {
   ATTR_POOL_CHECKIN_ASYNC_RESOURCE_TYPE,
   ATTR_POOL_CHECKIN_DESTROYED,
@@ -44,16 +44,32 @@ export interface LeaseHost {
   /** The stack above `boundary`, capped like checkin stacks. */
   captureCheckinStack(boundary: Function): CapturedStack | undefined;
   reportError(where: string, error: unknown): void;
+  /**
+   * Starts the checkout span of a lease that queued, when it is granted or fails, at the time it
+   * was requested (see {@link Lease.span}).
+   */
+  startQueuedSpan(lease: Lease): Span;
   /** Finishes a failed checkout's span, now or on a later turn of the loop (the core's failure queue). */
   finishFailure(failure: FailedCheckout): void;
   /** Whether the holders are appended to the message of the pool's own exhausted error. */
   readonly enrichErrors: boolean;
 }
 
-const enum State {
-  Waiting,
-  Held,
-  Ended,
+/**
+ * Where a lease is, and what has happened to it, in one small integer: an open lease is kept
+ * per connection out, so every field counts (see `npm run soak`, bytes per open lease).
+ */
+const enum Flag {
+  /** The two lowest bits: waiting, held or ended. */
+  StateMask = 0b11,
+  Waiting = 0,
+  Held = 1,
+  Ended = 2,
+  LeakReported = 1 << 2,
+  Destroyed = 1 << 3,
+  EndedByShutdown = 1 << 4,
+  /** `pool.wait_ms` and the `pool.acquired` event are on the span (see `writeDeferredEvents`). */
+  GrantRecorded = 1 << 5,
 }
 
 const MS_PER_SECOND = 1000;
@@ -65,13 +81,11 @@ const NO_STATEMENTS = new StatementActivity();
  * Adapters call these methods at the library's acquire and release points; none of them throws.
  */
 export class Lease {
-  private state = State.Waiting;
-  private readonly requestedAt = performance.now();
+  private flags: number = Flag.Waiting;
+  /** `performance.now()` at the request: the checkout span starts here. */
+  readonly requestedAt = performance.now();
   /** `performance.now()` at the grant; 0 before. */
   grantedAt = 0;
-  private leakReported = false;
-  private destroyed = false;
-  private endedByShutdown = false;
   /** The last foreign trace reported, so a burst of statements from it is one event. */
   private lastForeignTraceId: string | undefined;
   /** The connection (or resource) granted to this checkout, when the adapter named it. */
@@ -83,47 +97,77 @@ export class Lease {
    */
   private activity: StatementActivity | undefined;
   private settleListener: (() => void) | undefined;
+  /** The `pool.leak.suspected` event, until it is written (see `writeDeferredEvents`). */
+  private leakEvent: { readonly attributes: Attributes; readonly time: number } | undefined;
 
   constructor(
     private readonly host: LeaseHost,
     readonly pool: TrackedPool,
-    /** The checkout span; once the lease ended, only its context (see `finish`). */
-    public span: Span,
+    /**
+     * The checkout span, started at the request; undefined for a request that queued, whose
+     * span starts when it is granted or fails (see {@link Lease.span}).
+     */
+    private checkoutSpan: Span | undefined,
     /** The context active when the checkout was requested; callbacks run in it. */
     readonly callerContext: Context,
     /** The trace the checkout ran in, if any: a checkin outside it is a loop-tick checkin. */
     readonly ownerTraceId: string | undefined,
     readonly stack: CapturedStack | undefined,
+    /** Requests queued ahead of this one when it had to queue (`pool.pending_at_request`). */
+    readonly pendingAtRequest?: number,
   ) {}
+
+  /**
+   * The checkout span; once the lease ended, only its context (see `finish`). A request that had
+   * to queue gets its span here, at its grant or failure, started at the request's time: a storm
+   * of waiters then holds no span objects for as long as it waits (they would each outlive the
+   * young generation and be copied by every scavenge meanwhile), and the exported span is the
+   * same. Every time written on a checkout span is therefore given explicitly.
+   */
+  get span(): Span {
+    return (this.checkoutSpan ??= this.host.startQueuedSpan(this));
+  }
+
+  private get state(): number {
+    return this.flags & Flag.StateMask;
+  }
+
+  private set state(state: Flag.Waiting | Flag.Held | Flag.Ended) {
+    this.flags = (this.flags & ~Flag.StateMask) | state;
+  }
+
+  private has(flag: Flag): boolean {
+    return (this.flags & flag) !== 0;
+  }
 
   /** True from the request until checkin, destruction or failure. */
   get isOpen(): boolean {
-    return this.state !== State.Ended;
+    return this.state !== Flag.Ended;
   }
 
   /** True while the connection is granted and not yet checked in. */
   get isHeld(): boolean {
-    return this.state === State.Held;
+    return this.state === Flag.Held;
   }
 
   /** Milliseconds since the grant, or 0 if not held. */
   heldMs(now = performance.now()): number {
-    return this.state === State.Held ? now - this.grantedAt : 0;
+    return this.state === Flag.Held ? now - this.grantedAt : 0;
   }
 
   /** True when the tracer provider's shutdown ended the lease while the connection was out. */
   get endedAtProviderShutdown(): boolean {
-    return this.endedByShutdown;
+    return this.has(Flag.EndedByShutdown);
   }
 
   /** True once the lease was reported as a suspected leak. */
   get leakSuspected(): boolean {
-    return this.leakReported;
+    return this.has(Flag.LeakReported);
   }
 
   /** True once the connection was checked in with a request to destroy it. */
   get endedByDestroy(): boolean {
-    return this.destroyed;
+    return this.has(Flag.Destroyed);
   }
 
   /**
@@ -132,21 +176,42 @@ export class Lease {
    * lease again.
    */
   granted(connection?: unknown): void {
-    if (this.state !== State.Waiting) return;
+    if (this.state !== Flag.Waiting) return;
     try {
-      this.state = State.Held;
+      this.state = Flag.Held;
       if (connection !== undefined) {
         this.connection = connection;
         this.host.bindConnection(connection, this);
       }
       this.grantedAt = performance.now();
-      const waitMs = this.grantedAt - this.requestedAt;
-      this.span.setAttribute(ATTR_POOL_WAIT_MS, waitMs);
-      this.span.addEvent(EVENT_POOL_ACQUIRED);
-      this.host.metrics.recordWait(this.pool, waitMs / MS_PER_SECOND);
+      // A lease that queued starts its span now (so links and late attributes have it).
+      this.span.spanContext();
+      this.host.metrics.recordWait(this.pool, (this.grantedAt - this.requestedAt) / MS_PER_SECOND);
       this.host.leaseGranted(this);
     } catch (error) {
       this.host.reportError('granted', error);
+    }
+  }
+
+  /**
+   * Writes what happened to a held lease onto its span: `pool.wait_ms` and the `pool.acquired`
+   * event, then `pool.leak.suspected` if it was reported, each at its own time. Called before
+   * anything else is added to the span and before it ends, not when they happen: a held
+   * connection then costs no event objects on its span (a few hundred bytes each, times every
+   * open lease), a mass leak report leaves little for the garbage collector to copy, and the
+   * exported span is the same, events in order.
+   */
+  private writeDeferredEvents(): void {
+    if (this.state !== Flag.Held) return;
+    if (!this.has(Flag.GrantRecorded)) {
+      this.flags |= Flag.GrantRecorded;
+      this.span.setAttribute(ATTR_POOL_WAIT_MS, this.grantedAt - this.requestedAt);
+      this.span.addEvent(EVENT_POOL_ACQUIRED, this.grantedAt);
+    }
+    const leakEvent = this.leakEvent;
+    if (leakEvent !== undefined) {
+      this.leakEvent = undefined;
+      this.span.addEvent(EVENT_POOL_LEAK_SUSPECTED, leakEvent.attributes, leakEvent.time);
     }
   }
 
@@ -155,19 +220,21 @@ export class Lease {
    * `boundary` is the adapter's release function, the top of the checkin stack.
    */
   checkin(destroyed: boolean, boundary: Function): void {
-    if (this.state !== State.Held) return;
+    if (this.state !== Flag.Held) return;
     try {
-      const heldMs = performance.now() - this.grantedAt;
+      const now = performance.now();
+      const heldMs = now - this.grantedAt;
+      this.writeDeferredEvents();
       this.span.setAttribute(ATTR_POOL_HELD_MS, heldMs);
       if (destroyed) {
-        this.destroyed = true;
+        this.flags |= Flag.Destroyed;
         this.span.setAttribute(ATTR_POOL_CHECKIN_DESTROYED, true);
       }
       const misplaced = classifyCheckin(this.ownerTraceId);
-      if (misplaced !== undefined) this.recordMisplacedCheckin(misplaced, boundary);
-      if (this.leakReported) this.span.addEvent(EVENT_POOL_LEAK_RETURNED, { [ATTR_POOL_HELD_MS]: heldMs });
+      if (misplaced !== undefined) this.recordMisplacedCheckin(misplaced, boundary, now);
+      if (this.has(Flag.LeakReported)) this.span.addEvent(EVENT_POOL_LEAK_RETURNED, { [ATTR_POOL_HELD_MS]: heldMs }, now);
       this.host.metrics.recordUse(this.pool, heldMs / MS_PER_SECOND);
-      this.span.end();
+      this.span.end(now);
     } catch (error) {
       this.host.reportError('checkin', error);
     }
@@ -179,29 +246,30 @@ export class Lease {
    * nothing to give, the span names who holds its connections (`pool.exhausted`).
    */
   failed(error: unknown): void {
-    if (this.state !== State.Waiting) return;
+    if (this.state !== Flag.Waiting) return;
     try {
       const failedAt = performance.now();
       const timeout = this.pool.isTimeout(error);
       if (timeout) this.host.metrics.recordTimeout(this.pool);
       let exhausted: Attributes | undefined;
       if (this.pool.isExhausted(error)) {
-        exhausted = exhaustedPoolAttributes(this.pool, failedAt);
-        attachPoolHolders(error, holdersOf(exhausted), this.host.enrichErrors);
+        const holders = poolHolders(this.pool, failedAt);
+        exhausted = exhaustedPoolAttributes(this.pool, holders);
+        attachPoolHolders(error, holders, this.host.enrichErrors);
       }
       // The holders and the error's `poolHolders` are decided now; the span may end a few turns later, at this time.
-      this.host.finishFailure({ span: this.span, error, failedAt, exhausted, poolError: timeout || exhausted !== undefined });
+      this.host.finishFailure({ checkout: this, error, failedAt, exhausted, poolError: timeout || exhausted !== undefined });
     } catch (inner) {
       this.host.reportError('failed', inner);
     }
     this.finish();
   }
 
-  /** Held past the leak threshold: recorded on the checkout span, once. */
+  /** Held past the leak threshold: recorded on the checkout span, once, when it next changes. */
   markLeakSuspected(heldMs: number, stateAttributes: Attributes = leaseStateAttributes(this.activityAt())): void {
-    if (this.state !== State.Held || this.leakReported) return;
-    this.leakReported = true;
-    this.span.addEvent(EVENT_POOL_LEAK_SUSPECTED, { [ATTR_POOL_HELD_MS]: heldMs, ...stateAttributes });
+    if (this.state !== Flag.Held || this.has(Flag.LeakReported)) return;
+    this.flags |= Flag.LeakReported;
+    this.leakEvent = { attributes: { [ATTR_POOL_HELD_MS]: heldMs, ...stateAttributes }, time: performance.now() };
   }
 
   /**
@@ -212,7 +280,8 @@ export class Lease {
     try {
       const stack = this.host.captureCheckinStack(boundary);
       if (this.span.isRecording()) {
-        this.span.addEvent(EVENT_POOL_RELEASE_INVALID, invalidReleaseAttributes(reason, stack));
+        this.writeDeferredEvents();
+        this.span.addEvent(EVENT_POOL_RELEASE_INVALID, invalidReleaseAttributes(reason, stack), performance.now());
       } else {
         this.host.reportInvalidRelease(this, reason, stack);
       }
@@ -232,9 +301,10 @@ export class Lease {
    * @returns whether the lease is held: only then will the statement's settlement count.
    */
   statementIssued(boundary: Function, statement?: unknown): boolean {
-    if (this.state !== State.Held) return false;
+    if (this.state !== Flag.Held) return false;
     try {
       (this.activity ??= new StatementActivity()).issued(statement, performance.now());
+      this.pool.holdersVersion++;
     } catch (error) {
       this.host.reportError('statementIssued', error);
     }
@@ -244,7 +314,10 @@ export class Lease {
 
   /** The statement announced by {@link Lease.statementIssued} finished, with a result or an error. */
   statementSettled(): void {
-    if (this.state === State.Held) this.activity?.settled(performance.now());
+    if (this.state === Flag.Held && this.activity !== undefined) {
+      this.activity.settled(performance.now());
+      this.pool.holdersVersion++;
+    }
   }
 
   /** {@link Lease.statementSettled} as a listener (a statement's `end` event), made once per lease. */
@@ -254,12 +327,16 @@ export class Lease {
 
   /** For a library whose transaction API opens a transaction without SQL text through a hooked method. */
   transactionBegan(): void {
-    if (this.state === State.Held) (this.activity ??= new StatementActivity()).transactionBegan();
+    if (this.state !== Flag.Held) return;
+    (this.activity ??= new StatementActivity()).transactionBegan();
+    this.pool.holdersVersion++;
   }
 
   /** For a library whose transaction API commits or rolls back without SQL text through a hooked method. */
   transactionEnded(): void {
-    if (this.state === State.Held) this.activity?.transactionEnded();
+    if (this.state !== Flag.Held || this.activity === undefined) return;
+    this.activity.transactionEnded();
+    this.pool.holdersVersion++;
   }
 
   /** What the held connection is doing now: busy, idle, or idle in a transaction. */
@@ -278,7 +355,8 @@ export class Lease {
       };
       const stack = this.host.captureCheckinStack(boundary);
       if (stack !== undefined) attributes[ATTR_POOL_USE_STACKTRACE] = stack.text;
-      this.span.addEvent(EVENT_POOL_USE_FOREIGN_CONTEXT, attributes);
+      this.writeDeferredEvents();
+      this.span.addEvent(EVENT_POOL_USE_FOREIGN_CONTEXT, attributes, performance.now());
       const activeSpan = trace.getActiveSpan();
       if (activeSpan !== undefined && activeSpan.isRecording()) activeSpan.addLink({ context: this.span.spanContext() });
       this.host.metrics.recordForeignUse(this.pool, this.stack);
@@ -293,12 +371,16 @@ export class Lease {
    * grant or release of it is then the lease's own, late, and not reported.
    */
   endAtShutdown(reason = 'lease still open at tracer provider shutdown'): void {
-    if (this.state === State.Ended) return;
-    this.endedByShutdown = true;
+    if (this.state === Flag.Ended) return;
+    this.flags |= Flag.EndedByShutdown;
     try {
-      if (this.state === State.Held) this.span.setAttribute(ATTR_POOL_HELD_MS, performance.now() - this.grantedAt);
+      const now = performance.now();
+      if (this.state === Flag.Held) {
+        this.writeDeferredEvents();
+        this.span.setAttribute(ATTR_POOL_HELD_MS, now - this.grantedAt);
+      }
       this.span.setStatus({ code: SpanStatusCode.ERROR, message: reason });
-      this.span.end();
+      this.span.end(now);
     } catch (error) {
       this.host.reportError('endAtShutdown', error);
     }
@@ -317,7 +399,7 @@ export class Lease {
   }
 
   /** The rare path: a checkin in a finalizer or outside the owner's trace. */
-  private recordMisplacedCheckin(kind: MisplacedCheckin, boundary: Function): void {
+  private recordMisplacedCheckin(kind: MisplacedCheckin, boundary: Function, now: number): void {
     const stack = this.host.captureCheckinStack(boundary);
     const stackText = stack?.text;
     const finalizer = kind === 'finalizer' || (stackText !== undefined && stackShowsFinalizer(stackText));
@@ -327,15 +409,16 @@ export class Lease {
       const resourceType = currentAsyncResourceType();
       if (resourceType !== undefined) attributes[ATTR_POOL_CHECKIN_ASYNC_RESOURCE_TYPE] = resourceType;
     }
-    this.span.addEvent(finalizer ? EVENT_POOL_CHECKIN_FINALIZER : EVENT_POOL_CHECKIN_LOOP_TICK, attributes);
+    this.span.addEvent(finalizer ? EVENT_POOL_CHECKIN_FINALIZER : EVENT_POOL_CHECKIN_LOOP_TICK, attributes, now);
   }
 
   private finish(): void {
-    if (this.state === State.Ended) return;
-    this.state = State.Ended;
+    if (this.state === Flag.Ended) return;
+    this.state = Flag.Ended;
     // The connection keeps its latest lease (for a late release) as long as the pool keeps the
     // connection: without this, every pooled connection would retain a whole ended span.
-    this.span = trace.wrapSpanContext(this.span.spanContext());
+    // A queued checkout that failed may not have its span yet: the failure queue starts it.
+    if (this.checkoutSpan !== undefined) this.checkoutSpan = trace.wrapSpanContext(this.checkoutSpan.spanContext());
     this.activity?.clear();
     this.host.forget(this);
   }

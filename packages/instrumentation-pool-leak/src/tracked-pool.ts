@@ -36,14 +36,25 @@ export interface PoolStats {
   readonly max?: number | undefined;
 }
 
+/** The holders of a pool as named at one millisecond, at one {@link TrackedPool.holdersVersion}. */
+export interface NamedHolders {
+  readonly version: number;
+  readonly millisecond: number;
+  readonly holders: readonly string[];
+}
+
 /** A pool the instrumentation has seen: its fixed span attributes and its open leases. */
 export class TrackedPool {
   readonly spanName: string;
   /** Built once per pool (again if the server names another `db.system.name`), shared by its spans. */
   attributes: Readonly<Attributes>;
   readonly poolName: string;
-  /** Leases requested and not yet ended, oldest first (a Set keeps insertion order). */
-  readonly openLeases = new Set<Lease>();
+  /**
+   * Leases requested and not yet granted nor ended, oldest first (a Set keeps insertion order).
+   * A lease is in this set or in {@link TrackedPool.heldLeases} while open, never in both: one
+   * entry per open lease.
+   */
+  readonly waitingLeases = new Set<Lease>();
   /**
    * The granted leases not yet ended, in grant order (longest held first): the holders are named
    * from here without walking the leases still waiting.
@@ -54,8 +65,25 @@ export class TrackedPool {
    * WeakMap cannot key; entries go when their lease ends.
    */
   readonly leasesByPrimitive = new Map<unknown, Lease>();
+  /** Leases requested and not yet ended: waiting ones first, then held ones in grant order. */
+  openLeases(): Lease[] {
+    return [...this.waitingLeases, ...this.heldLeases];
+  }
+
+  /** Whether any lease is open. */
+  get hasOpenLeases(): boolean {
+    return this.waitingLeases.size > 0 || this.heldLeases.size > 0;
+  }
+
   /** True until the first granted connection was asked for its server's `db.system.name`. */
   awaitsServerDbSystem: boolean;
+  /**
+   * Bumped whenever what the holders list tells may change: a grant, a checkin, a statement
+   * starting or ending, a transaction opening or closing on a held connection.
+   */
+  holdersVersion = 0;
+  /** The holders last named for this pool (see `pool-holders.ts`), reused while still true. */
+  namedHolders: NamedHolders | undefined;
 
   constructor(
     readonly description: PoolDescription,

@@ -1,8 +1,10 @@
 // The lease core on its own: no pool library, only the real SDK.
-import { context, SpanStatusCode, trace, type DiagLogger, type Tracer } from '@opentelemetry/api';
+import { context, SpanStatusCode, trace, type DiagLogger, type HrTime, type Tracer } from '@opentelemetry/api';
+import { hrTimeDuration, hrTimeToMilliseconds } from '@opentelemetry/core';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
-import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
+import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { LeaseCore, type PoolProbe } from '../src/lease-core';
 import { createStackCapture } from '../src/stack';
@@ -72,6 +74,64 @@ describe('lease lifecycle', () => {
     expect(span?.attributes['code.function.name']).toBe('takeWorker');
     expect(eventNamed(span!, 'pool.acquired')).toBeDefined();
     expect(span?.attributes['pool.pending_at_request']).toBeUndefined();
+  });
+
+  it('an open lease holds no event object; the grant is written later at its own time, events in order', async () => {
+    const lease = requestFrom({ name: 'jobs', waiting: 0 });
+    await sleep(20);
+    lease.granted();
+    // What every open lease keeps: the span without any event of its own (memory per open lease).
+    expect((lease.span as unknown as ReadableSpan).events).toHaveLength(0);
+    expect((lease.span as unknown as ReadableSpan).attributes['pool.wait_ms']).toBeUndefined();
+    await sleep(30);
+    lease.markLeakSuspected(30);
+    // Reported: still nothing on the live span (a mass report leaves little for the GC to copy).
+    expect((lease.span as unknown as ReadableSpan).events).toHaveLength(0);
+    await sleep(5);
+    lease.checkin(false, requestFrom);
+    const [span] = exporter.getFinishedSpans();
+    expect(span!.events.map((event) => event.name)).toEqual(['pool.acquired', 'pool.leak.suspected', 'pool.leak.returned']);
+    const msAfterStart = (time: HrTime) => hrTimeToMilliseconds(hrTimeDuration(span!.startTime, time));
+    const waitMs = Number(span!.attributes['pool.wait_ms']);
+    expect(waitMs).toBeGreaterThanOrEqual(19);
+    expect(waitMs).toBeLessThan(45);
+    // The event carries the grant's time, not the time it was written (≥ 30 ms later).
+    expect(Math.abs(msAfterStart(span!.events[0]!.time) - waitMs)).toBeLessThan(5);
+    expect(msAfterStart(span!.events[1]!.time)).toBeGreaterThanOrEqual(waitMs + 29);
+  });
+
+  it('a request that queues holds no span while it waits; its span still starts at the request', async () => {
+    const started: string[] = [];
+    provider = new TracerProvider({
+      spanProcessors: [
+        { onStart: (span) => started.push(span.name), onEnd: () => {}, forceFlush: async () => {}, shutdown: async () => {} },
+        new SimpleSpanProcessor({ exporter }),
+      ],
+    });
+    core = coreWith(() => provider.getTracer('core-test'));
+    const pool = { name: 'full', waiting: 2 };
+    function queueBehindOthers() {
+      return requestFrom(pool);
+    }
+    const timedOut = queueBehindOthers();
+    const served = queueBehindOthers();
+    await sleep(25);
+    // Waiting: nothing started in the SDK yet (a storm of waiters keeps no span objects alive).
+    expect(started).toEqual([]);
+    timedOut.failed(new Error('ResourceRequest timed out'));
+    served.granted();
+    await sleep(10);
+    served.checkin(false, requestFrom);
+    expect(started).toEqual(['generic-pool checkout', 'generic-pool checkout']);
+    const [failedSpan, servedSpan] = exporter.getFinishedSpans();
+    const durationMs = (span: ReadableSpan) => hrTimeToMilliseconds(span.duration);
+    expect(durationMs(failedSpan!)).toBeGreaterThanOrEqual(24);
+    expect(failedSpan!.attributes['pool.pending_at_request']).toBe(2);
+    expect(failedSpan!.attributes['code.function.name']).toBe('queueBehindOthers');
+    expect(failedSpan!.status.code).toBe(SpanStatusCode.ERROR);
+    expect(durationMs(servedSpan!)).toBeGreaterThanOrEqual(34);
+    expect(Number(servedSpan!.attributes['pool.wait_ms'])).toBeGreaterThanOrEqual(24);
+    expect(servedSpan!.events.map((event) => event.name)).toEqual(['pool.acquired']);
   });
 
   it('records pool.pending_at_request when the request had to queue', () => {
@@ -246,6 +306,31 @@ describe('leases found by connection object (libraries that release and query by
     expect(eventNamed(failed[0]!, 'pool.exhausted')?.attributes?.['pool.holders.count']).toBe(2);
     expect(eventNamed(failed[0]!, 'pool.exhausted')?.attributes?.['db.client.connection.max']).toBe(2);
     expect(eventNamed(failed[1]!, 'pool.exhausted')).toBeUndefined();
+  });
+
+  it('failures within one millisecond share the holders list only while nothing changed in between', () => {
+    const pool = { name: 'jobs', waiting: 0 };
+    const connection = { id: 5 };
+    const holder = core.checkout(pool, exhaustedProbe, requestFrom)!;
+    holder.granted(connection);
+    core.statementIssued(connection, requestFrom, 'SELECT pg_sleep(1)');
+    const failOne = () => {
+      const error = new Error('acquire timeout');
+      core.checkout(pool, exhaustedProbe, requestFrom)!.failed(error);
+      return (error as Error & { poolHolders: readonly string[] }).poolHolders;
+    };
+    // Synchronous, so almost always within one millisecond; each step must name what is true then.
+    const whileBusy = failOne();
+    const stillBusy = failOne();
+    holder.statementSettled();
+    const afterSettled = failOne();
+    const second = core.checkout(pool, exhaustedProbe, requestFrom)!;
+    second.granted({ id: 6 });
+    const afterGrant = failOne();
+    expect(whileBusy[0]).toMatch(/— busy \d+ ms, last SELECT$/);
+    expect(stillBusy[0]).toMatch(/— busy \d+ ms, last SELECT$/);
+    expect(afterSettled[0]).toMatch(/— idle \d+ ms, last SELECT$/);
+    expect(afterGrant).toHaveLength(2);
   });
 
   it('a release after the provider shutdown ended the lease is not reported as invalid', () => {

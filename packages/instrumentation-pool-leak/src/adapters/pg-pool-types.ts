@@ -5,6 +5,9 @@ export type PgRelease = (error?: Error | boolean) => void;
 
 export interface PgPoolClient {
   release: PgRelease;
+  /** pg's own flags, which pg-pool reads at a release to decide whether to close the client. */
+  readonly _queryable?: boolean;
+  readonly _ending?: boolean;
 }
 
 export interface PgPoolOptions {
@@ -17,6 +20,8 @@ export interface PgPoolOptions {
 
 export interface PgPool {
   readonly options: PgPoolOptions;
+  /** Set by `end()`: from then on, every released client is closed. */
+  readonly ending?: boolean;
   readonly waitingCount: number;
   readonly idleCount: number;
   readonly totalCount: number;

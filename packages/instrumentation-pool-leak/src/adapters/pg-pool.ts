@@ -12,7 +12,6 @@ import {
   settleOnPromise,
   settlingCallback,
   type AdapterCore,
-  type FollowOptions,
   type Method,
   withLengthOf,
 } from './kit';
@@ -126,22 +125,28 @@ function endingWaiters(original: PgPool['end'], core: () => AdapterCore): PgPool
   });
 }
 
-/** The callback form gets the callback wrapped; the promise form is followed to its client. */
-function followConnect(lease: Lease, run: (args?: [PgConnectCallback?]) => ReturnType<PgPool['connect']>, _pool: PgPool, [callback]: [PgConnectCallback?]) {
-  if (typeof callback === 'function') return run([leasedCallback(lease, callback, grantWithRelease)]);
-  return followPromise(lease, run(), FOLLOW_CLIENT);
+/**
+ * The callback form gets the callback wrapped (its third argument, when pg-pool passes one,
+ * becomes this checkout's release); the promise form is followed to its client.
+ */
+function followConnect(lease: Lease, run: (args?: [PgConnectCallback?]) => ReturnType<PgPool['connect']>, pool: PgPool, [callback]: [PgConnectCallback?]) {
+  if (typeof callback === 'function') {
+    return run([
+      leasedCallback(lease, callback, (granted: Lease, client: PgPoolClient, args: Parameters<PgConnectCallback>) => {
+        const release = grant(granted, client, pool);
+        if (args.length >= 3) args[2] = release;
+      }),
+    ]);
+  }
+  return followPromise(lease, run(), { grant: (granted: Lease, client: PgPoolClient) => grant(granted, client, pool) });
 }
 
-const FOLLOW_CLIENT: FollowOptions<PgPoolClient> = { grant };
-
-/** The callback's third argument, when pg-pool passes one, becomes this checkout's release. */
-function grantWithRelease(lease: Lease, client: PgPoolClient, args: [unknown, PgPoolClient?, ...unknown[]]): void {
-  const release = grant(lease, client);
-  if (args.length >= 3) args[2] = release;
-}
-
-/** Marks the lease granted and puts a release in front of the pool's own one for this checkout. */
-function grant(lease: Lease, client: PgPoolClient): PgRelease {
+/**
+ * Marks the lease granted and puts a release in front of the pool's own one for this checkout.
+ * The checkin is destroyed when pg-pool will close the client rather than keep it: a release
+ * with an error, a pool that is ending, a client whose connection is closed or closing.
+ */
+function grant(lease: Lease, client: PgPoolClient, pool: PgPool): PgRelease {
   lease.granted(client);
   const poolRelease = client.release;
   let released = false;
@@ -149,7 +154,7 @@ function grant(lease: Lease, client: PgPoolClient): PgRelease {
     if (released) lease.invalidRelease('double_release', release);
     else {
       released = true;
-      lease.checkin(Boolean(error), release);
+      lease.checkin(Boolean(error) || pool.ending === true || client._queryable === false || client._ending === true, release);
     }
     // pg-pool decides what a release means (and throws on a double one): unchanged.
     return Reflect.apply(poolRelease, this, arguments) as void;

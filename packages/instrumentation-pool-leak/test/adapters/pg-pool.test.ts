@@ -262,6 +262,16 @@ describe('release', () => {
     expect(destroyed?.attributes['pool.checkin.destroyed']).toBe(true);
   });
 
+  it('a client whose connection was closed is destroyed at its release, as pg-pool removes it', async () => {
+    const pool = newPool();
+    const client = await pool.connect();
+    await (client as unknown as { end(): Promise<void> }).end();
+    client.release();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(pool.totalCount).toBe(0);
+    expect(onlyCheckout().attributes['pool.checkin.destroyed']).toBe(true);
+  });
+
   it('double release: pg-pool throws its own error, unchanged; pool.release.invalid is recorded', async () => {
     const pool = newPool();
     const thrown = await tracing.inRequest('GET /double', async () => {

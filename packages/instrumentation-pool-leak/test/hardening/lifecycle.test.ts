@@ -90,9 +90,20 @@ describe('a storm of failing checkouts', () => {
     await delay(2);
     const second = await pool.acquire();
     const heldReads = countGetterReads(Lease.prototype, 'isHeld');
+    const holderTimings = countMethodCalls(Lease.prototype, 'heldMs');
     try {
       const waiters = 2_000;
-      const outcomes = await Promise.all(Array.from({ length: waiters }, () => outcomeOf(pool.acquire())));
+      const errors: unknown[] = [];
+      const outcomes = await Promise.all(
+        Array.from({ length: waiters }, () =>
+          outcomeOf(
+            pool.acquire().catch((error: unknown) => {
+              errors.push(error);
+              throw error;
+            }),
+          ),
+        ),
+      );
       expect(outcomes.every((outcome) => 'error' in outcome)).toBe(true);
       // A burst this large has its spans finished over the next turns of the loop.
       const failedCount = () => tracing.spansNamed(CHECKOUT).filter((span) => span.status.code === SpanStatusCode.ERROR).length;
@@ -106,8 +117,15 @@ describe('a storm of failing checkouts', () => {
       }
       // Linear: a walk over every open lease per failure would read `isHeld` ~2 million times.
       expect(heldReads.count).toBeLessThan(waiters * 4);
+      // Failures in the same millisecond, with nothing changed in between, share one holders
+      // list: naming two holders for each of 2,000 failures would time a holder 4,000 times.
+      expect(holderTimings.count).toBeLessThan(waiters / 10);
+      const lists = new Set(errors.map((error) => (error as { poolHolders?: readonly string[] }).poolHolders));
+      expect(lists.size).toBeLessThan(waiters / 10);
+      for (const list of lists) expect(Object.isFrozen(list)).toBe(true);
     } finally {
       heldReads.restore();
+      holderTimings.restore();
     }
     await pool.release(first);
     await pool.release(second);
@@ -135,6 +153,24 @@ describe('a pool whose probe throws', () => {
     await healthy.release(healthyResource);
   });
 });
+
+/** Counts calls of a method on a prototype until restored. */
+function countMethodCalls(prototype: object, name: string): { count: number; restore(): void } {
+  const original = Reflect.get(prototype, name) as (...args: unknown[]) => unknown;
+  const counter = {
+    count: 0,
+    restore: () => Object.defineProperty(prototype, name, { configurable: true, writable: true, value: original }),
+  };
+  Object.defineProperty(prototype, name, {
+    configurable: true,
+    writable: true,
+    value(this: unknown, ...args: unknown[]) {
+      counter.count++;
+      return original.apply(this, args);
+    },
+  });
+  return counter;
+}
 
 /** Counts reads of an accessor on a prototype until restored. */
 function countGetterReads(prototype: object, name: string): { count: number; restore(): void } {

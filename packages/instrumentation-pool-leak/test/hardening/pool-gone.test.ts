@@ -69,6 +69,8 @@ describe('a pg pool ended with checkouts waiting', () => {
     const held = all.at(-1)!;
     expect(held.status.code).toBe(SpanStatusCode.UNSET);
     expect(held.attributes['pool.held_ms']).toBeTypeOf('number');
+    // pg-pool closes a client released while it ends: the checkin says so.
+    expect(held.attributes['pool.checkin.destroyed']).toBe(true);
     expect(tracing.openLeaseCount()).toBe(0);
     // pg-pool's own behaviour is unchanged: the waiters stay pending.
     const settledWaiters = await Promise.race([Promise.all(waiters).then(() => 'settled'), new Promise((resolve) => setImmediate(resolve, 'pending'))]);
