@@ -28,9 +28,9 @@ export default defineConfig({
         test: {
           name: 'async-hooks-context',
           include: [
-            'packages/instrumentation-pool-leak/test/checkin-events.test.ts',
-            'packages/instrumentation-pool-leak/test/leak.test.ts',
-            'packages/instrumentation-pool-leak/test/foreign-context.test.ts',
+            'packages/instrumentation-pool-leak/test/core/checkin-events.test.ts',
+            'packages/instrumentation-pool-leak/test/core/leak.test.ts',
+            'packages/instrumentation-pool-leak/test/core/foreign-context.test.ts',
           ],
           execArgv: ['--no-async-context-frame'],
         },

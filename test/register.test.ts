@@ -287,7 +287,7 @@ describe('register entry: request parents', () => {
     const appDir = mkdtempSync(join(tmpdir(), 'pool-leak-register-app-'));
     try {
       writeFileSync(join(appDir, 'app.cjs'), "process.stdout.write('outside-app: ran\\n');\n");
-      const registerFile = join(REPO_ROOT, 'packages/instrumentation-pool-leak/build/src/register.js');
+      const registerFile = join(REPO_ROOT, 'packages/instrumentation-pool-leak/build/src/register/index.js');
       const run = await runNode(['-r', registerFile, join(appDir, 'app.cjs')], {}, { cwd: appDir });
 
       expectNormalRun(run, 'outside-app: ran');

@@ -11,10 +11,10 @@ import { Bench } from 'tinybench';
 import { atDepth, DEEP_CALLER_FRAMES, floorCapture, LIBRARY_PATH_FRAMES, libraryPath } from './suites.mjs';
 
 const require = createRequire(import.meta.url);
-const { classifyCheckin } = require('../build/src/checkin-context.js');
-const { LeakSweeper } = require('../build/src/leak-detector.js');
-const { LeaseCore } = require('../build/src/lease-core.js');
-const { createStackCapture } = require('../build/src/stack.js');
+const { classifyCheckin } = require('../build/src/core/checkin-context.js');
+const { LeakSweeper } = require('../build/src/core/leak-detector.js');
+const { LeaseCore } = require('../build/src/core/lease-core.js');
+const { createStackCapture } = require('../build/src/call-site/stack.js');
 
 const TIME_MS = Number(process.env.POOL_LEAK_BENCH_CORE_MS ?? 400);
 const OPEN_LEASE_COUNTS = [10, 1_000, 100_000];

@@ -1,14 +1,14 @@
 import { trace, type TracerProvider } from '@opentelemetry/api';
 import { basename, dirname, join } from 'node:path';
 import { InstrumentationBase, type InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
-import type { AdapterContext } from './adapters/adapter';
-import { ApiMismatchCheck } from './api-compat';
+import type { AdapterContext } from './adapters/kit/adapter';
+import { ApiMismatchCheck } from './register/api-compat';
 import { ADAPTERS, CALL_SITE_HOOKS } from './adapters';
-import { installFinalizerMarker, uninstallFinalizerMarker } from './checkin-context';
+import { installFinalizerMarker, uninstallFinalizerMarker } from './core/checkin-context';
 import { plainOptions, resolveConfig, type ResolvedConfig } from './config';
-import { LeaseCore, type LeaseCoreSettings } from './lease-core';
-import { createPatcher } from './patcher';
-import { createStackCapture, NO_STACK_CAPTURE, type StackCapture } from './stack';
+import { LeaseCore, type LeaseCoreSettings } from './core/lease-core';
+import { createPatcher } from './adapters/kit/patcher';
+import { createStackCapture, NO_STACK_CAPTURE, type StackCapture } from './call-site/stack';
 import { POOL_LIBRARIES, type PoolLeakInstrumentationConfig } from './types';
 import { PACKAGE_NAME, PACKAGE_VERSION } from './version';
 

@@ -1,13 +1,8 @@
 import type { InstrumentationConfig } from '@opentelemetry/instrumentation';
 
-/**
- * Pool libraries this instrumentation knows by name (the adapter names of DESIGN.md): the one
- * list. `ADAPTERS` (adapters/index.ts) maps each name to its adapter.
- */
-export const POOL_LIBRARIES = ['pg-pool', 'mysql2', 'mariadb', 'generic-pool', 'tarn', 'sequelize-pool', 'postgres', 'redis'] as const;
+import { POOL_LIBRARIES, type PoolLibrary } from './adapters/libraries';
 
-/** One of {@link POOL_LIBRARIES}. */
-export type PoolLibrary = (typeof POOL_LIBRARIES)[number];
+export { POOL_LIBRARIES, type PoolLibrary };
 
 /**
  * Options of {@link PoolLeakInstrumentation}.

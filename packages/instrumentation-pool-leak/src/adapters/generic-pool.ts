@@ -1,7 +1,6 @@
-import type { Lease } from '../lease';
-import type { PoolProbe } from '../lease-core';
-import { acquiring, BESIDE, defineAdapter, followPromise, releasing } from './kit';
+import { acquiring, BESIDE, defineAdapter, followPromise, releasing } from './kit/kit';
 import type { GenericPool, GenericPoolModule } from './generic-pool-types';
+import type { Lease, PoolProbe } from '../core';
 
 const SUPPORTED_VERSIONS = ['>=3.0.0 <4'];
 /** generic-pool's `TimeoutError` when `acquireTimeoutMillis` passes. */

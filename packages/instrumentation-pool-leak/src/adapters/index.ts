@@ -1,8 +1,8 @@
-import type { PoolAdapter } from './adapter';
-import type { PoolLibrary } from '../types';
-import type { CallSiteHook } from './call-site-hooks';
-import { drizzleHook } from './drizzle';
-import { prismaHook } from './prisma';
+import type { PoolAdapter } from './kit/adapter';
+import type { PoolLibrary } from './libraries';
+import type { CallSiteHook } from './kit/call-site-hooks';
+import { drizzleHook } from './orm/drizzle';
+import { prismaHook } from './orm/prisma';
 import { genericPoolAdapter } from './generic-pool';
 import { mariadbAdapter } from './mariadb';
 import { mysql2Adapter } from './mysql2';

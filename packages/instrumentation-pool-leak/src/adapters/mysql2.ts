@@ -1,9 +1,11 @@
+// Why this adapter is long (~340 lines): mysql2 lends the same pool through four faces — the
+// callback Pool, the promise wrapper (`mysql2/promise`, which never loads `mysql2/index.js`),
+// PoolCluster (whose nodes are pools created inside `add`) and the pool-level `query`/`execute`
+// that check out and release on the application's behalf — and a connection can be released,
+// destroyed or ended, each read differently. One file keeps mysql2's rules in one place.
 import { context } from '@opentelemetry/api';
 import { DB_SYSTEM_NAME_VALUE_MARIADB, DB_SYSTEM_NAME_VALUE_MYSQL } from '@opentelemetry/semantic-conventions';
-import type { Lease } from '../lease';
-import type { PoolProbe } from '../lease-core';
-import type { PoolDescription } from '../tracked-pool';
-import { defineAdapter, hookWhereDefined, leasedCallback, type AdapterCore, type Method } from './kit';
+import { defineAdapter, hookWhereDefined, leasedCallback, type AdapterCore, type Method } from './kit/kit';
 import type {
   Mysql2Class,
   Mysql2Connection,
@@ -15,6 +17,7 @@ import type {
   Mysql2PromisePool,
   Mysql2PoolNamespace,
 } from './mysql2-types';
+import type { Lease, PoolDescription, PoolProbe } from '../core';
 
 const SUPPORTED_VERSIONS = ['>=3.0.0 <4'];
 const DEFAULT_HOST = 'localhost';

@@ -1,9 +1,6 @@
 import { context } from '@opentelemetry/api';
 import { DB_SYSTEM_NAME_VALUE_POSTGRESQL } from '@opentelemetry/semantic-conventions';
-import type { Lease } from '../lease';
-import type { PoolProbe } from '../lease-core';
-import type { PoolDescription } from '../tracked-pool';
-import { serverOfConnectionString } from './connection-string';
+import { serverOfConnectionString } from './kit/connection-string';
 import {
   acquiring,
   defineAdapter,
@@ -14,8 +11,9 @@ import {
   type AdapterCore,
   type Method,
   withLengthOf,
-} from './kit';
+} from './kit/kit';
 import type { PgClient, PgConnectCallback, PgModule, PgPool, PgPoolClient, PgPoolConstructor, PgPoolOptions, PgRelease } from './pg-pool-types';
+import type { Lease, PoolDescription, PoolProbe } from '../core';
 
 /** pg-pool 3.x, which is what `pg.Pool` (pg 8.x) extends. */
 const SUPPORTED_VERSIONS = ['>=3.0.0 <4'];

@@ -1,10 +1,9 @@
 import { InstrumentationNodeModuleDefinition, InstrumentationNodeModuleFile } from '@opentelemetry/instrumentation';
-import type { Lease } from '../lease';
-import type { PoolProbe } from '../lease-core';
-import { ThenReadHooks } from './call-site-hooks';
-import { replaceFunctionExport } from './function-export';
-import { defineAdapter, failingOnThrow, reportFrom } from './kit';
+import { ThenReadHooks } from './kit/call-site-hooks';
+import { replaceFunctionExport } from './kit/function-export';
+import { defineAdapter, failingOnThrow, reportFrom } from './kit/kit';
 import type { ConnectionFactory, PostgresConnection, PostgresFactory, PostgresOptions, PostgresQuery, PostgresQueryModule, ReservedSql, Sql } from './postgres-types';
+import type { Lease, PoolProbe } from '../core';
 
 const VERSIONS = ['>=3.0.0 <4'];
 

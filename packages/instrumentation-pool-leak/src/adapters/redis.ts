@@ -1,9 +1,7 @@
-import type { Lease } from '../lease';
-import type { PoolProbe } from '../lease-core';
-import type { PoolDescription } from '../tracked-pool';
-import { serverOfConnectionString } from './connection-string';
-import { defineAdapter, failingOnThrow, type AdapterCore } from './kit';
+import { serverOfConnectionString } from './kit/connection-string';
+import { defineAdapter, failingOnThrow, type AdapterCore } from './kit/kit';
 import type { RedisClientOptions, RedisClientPool, RedisPoolModule, RedisPoolOptions, RedisTask } from './redis-types';
+import type { Lease, PoolDescription, PoolProbe } from '../core';
 
 const SUPPORTED_VERSIONS = ['>=5.0.0 <6'];
 const POOL_FILE = '@redis/client/dist/lib/client/pool.js';

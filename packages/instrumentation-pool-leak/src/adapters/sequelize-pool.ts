@@ -1,7 +1,5 @@
-import type { PoolProbe } from '../lease-core';
-import type { PoolDescription } from '../tracked-pool';
-import { carryingCaller } from './call-site-hooks';
-import { acquiring, defineAdapter, followPromise, releasing, type Method } from './kit';
+import { carryingCaller } from './kit/call-site-hooks';
+import { acquiring, defineAdapter, followPromise, releasing, type Method } from './kit/kit';
 import type {
   Sequelize6ConnectionManager,
   Sequelize6ConnectionManagerClass,
@@ -13,6 +11,7 @@ import type {
   SequelizePools,
   SequelizeTypeScriptModule,
 } from './sequelize-pool-types';
+import type { PoolDescription, PoolProbe } from '../core';
 
 /** sequelize-pool 7.1 (Sequelize 6) and 8.x (Sequelize 7). */
 const SUPPORTED_VERSIONS = ['>=7.0.0 <9'];

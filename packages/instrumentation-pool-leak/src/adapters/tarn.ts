@@ -1,9 +1,7 @@
-import type { Lease } from '../lease';
-import type { PoolProbe } from '../lease-core';
-import type { PoolDescription } from '../tracked-pool';
-import { knexHooks } from './knex';
-import { acquiring, defineAdapter, followPromise, releasing } from './kit';
+import { knexHooks } from './orm/knex';
+import { acquiring, defineAdapter, followPromise, releasing } from './kit/kit';
 import type { TarnModule, TarnPendingOperation, TarnPool } from './tarn-types';
+import type { Lease, PoolDescription, PoolProbe } from '../core';
 
 const SUPPORTED_VERSIONS = ['>=3.0.0 <4'];
 

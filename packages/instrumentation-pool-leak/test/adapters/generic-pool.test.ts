@@ -1,6 +1,6 @@
 // generic-pool adapter against the real library (in-memory resources) and the real SDK.
 import { SpanStatusCode, trace } from '@opentelemetry/api';
-import { isPatchedByPoolLeak } from '../../src/patcher';
+import { isPatchedByPoolLeak } from '../../src/adapters/kit/patcher';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import type * as GenericPoolModule from 'generic-pool';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';

@@ -9,7 +9,7 @@
 // difference between the runs is the patch. The instrumented run must also end every checkout
 // span exactly once and leave no lease open.
 import { diag, DiagLogLevel, trace } from '@opentelemetry/api';
-import { isPatchedByPoolLeak } from '../../src/patcher';
+import { isPatchedByPoolLeak } from '../../src/adapters/kit/patcher';
 import fc from 'fast-check';
 import { afterAll, expect, it } from 'vitest';
 import { describeWithMariaDb } from '../support/mariadb';

@@ -1,7 +1,7 @@
 // mysql2 adapter against a real MariaDB (started by test/setup/mariadb.ts) and the real SDK:
 // callback and promise pools, PoolCluster, statements, failures, invalid releases, issue #6.
 import { context, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
-import { isPatchedByPoolLeak } from '../../src/patcher';
+import { isPatchedByPoolLeak } from '../../src/adapters/kit/patcher';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { tracingChannel } from 'node:diagnostics_channel';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';

@@ -1,6 +1,6 @@
 // pg-pool adapter against a real PostgreSQL (started by test/setup/postgres.ts) and the real SDK.
 import { context, SpanStatusCode, trace } from '@opentelemetry/api';
-import { isPatchedByPoolLeak } from '../../src/patcher';
+import { isPatchedByPoolLeak } from '../../src/adapters/kit/patcher';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { setupTracing } from '../support/tracing';

@@ -3,7 +3,7 @@ import { SpanStatusCode, trace } from '@opentelemetry/api';
 import { createRequire } from 'node:module';
 import type PostgresModule from 'postgres';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isPatchedByPoolLeak } from '../../src/patcher';
+import { isPatchedByPoolLeak } from '../../src/adapters/kit/patcher';
 import { postgresEnv, runNode } from '../../../../test/support/node-process';
 import { postgresConfig } from '../support/pg';
 import { lineOf } from '../support/source-lines';

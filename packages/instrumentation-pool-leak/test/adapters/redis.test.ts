@@ -2,7 +2,7 @@
 // and the real SDK.
 import { SpanStatusCode, trace } from '@opentelemetry/api';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
-import { isPatchedByPoolLeak } from '../../src/patcher';
+import { isPatchedByPoolLeak } from '../../src/adapters/kit/patcher';
 import { lineOf } from '../support/source-lines';
 import { describeWithRedis, loadRedis, redisUrl, requireRedisConfig } from '../support/redis';
 import { allAttributeText, eventNamed, expectCheckedIn } from '../support/spans';

@@ -4,7 +4,7 @@ import { context, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { createRequire } from 'node:module';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isPatchedByPoolLeak } from '../../src/patcher';
+import { isPatchedByPoolLeak } from '../../src/adapters/kit/patcher';
 import { delay, requireLibrary } from '../support/in-memory-resources';
 import { lineOf } from '../support/source-lines';
 import {

@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createStackCapture, type CapturedStack } from '../../src/stack';
+import { createStackCapture, type CapturedStack } from '../../src/call-site/stack';
 
 const SITES = 64;
 

@@ -7,8 +7,8 @@ import { TracerProvider, type SpanProcessor } from '@opentelemetry/sdk-trace';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
-import { LeaseCore, type PoolProbe } from '../../src/lease-core';
-import { createStackCapture } from '../../src/stack';
+import { LeaseCore, type PoolProbe } from '../../src/core/lease-core';
+import { createStackCapture } from '../../src/call-site/stack';
 
 setFlagsFromString('--expose-gc');
 const collectGarbage = runInNewContext('gc') as () => void;

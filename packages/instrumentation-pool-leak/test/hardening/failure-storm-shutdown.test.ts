@@ -3,7 +3,7 @@
 // nothing (a serverless handler flushes at its end and may be frozen right after).
 import type * as GenericPoolModule from 'generic-pool';
 import { beforeEach, describe, expect, it } from 'vitest';
-import type { LeaseCore } from '../../src/lease-core';
+import type { LeaseCore } from '../../src/core/lease-core';
 import { requireLibrary, resourceFactory } from '../support/in-memory-resources';
 import { setupTracing } from '../support/tracing';
 

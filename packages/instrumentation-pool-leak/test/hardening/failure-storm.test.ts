@@ -6,7 +6,7 @@ import { context, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import type * as GenericPoolModule from 'generic-pool';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { LeaseCore } from '../../src/lease-core';
+import type { LeaseCore } from '../../src/core/lease-core';
 import { requireLibrary, resourceFactory, type Resource } from '../support/in-memory-resources';
 import { eventNamed } from '../support/spans';
 import { setupTracing } from '../support/tracing';

@@ -3,7 +3,8 @@
 import { SpanStatusCode } from '@opentelemetry/api';
 import type * as GenericPoolModule from 'generic-pool';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Lease } from '../../src/lease';
+import { Lease } from '../../src/core/lease';
+import { LeaseLifecycle } from '../../src/core/lease-lifecycle';
 import { delay, outcomeOf, requireLibrary, genericPoolsOf } from '../support/in-memory-resources';
 import { eventNamed } from '../support/spans';
 import { setupTracing } from '../support/tracing';
@@ -89,7 +90,7 @@ describe('a storm of failing checkouts', () => {
     const first = await pool.acquire();
     await delay(2);
     const second = await pool.acquire();
-    const heldReads = countGetterReads(Lease.prototype, 'isHeld');
+    const heldReads = countGetterReads(LeaseLifecycle.prototype, 'isHeld');
     const holderTimings = countMethodCalls(Lease.prototype, 'heldMs');
     try {
       const waiters = 2_000;

@@ -6,7 +6,7 @@ import { MeterProvider, MetricReader, type DataPoint } from '@opentelemetry/sdk-
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace';
 import { expect } from 'vitest';
 import { PoolLeakInstrumentation } from '../../src';
-import type { LeaseCore } from '../../src/lease-core';
+import type { LeaseCore } from '../../src/core/lease-core';
 import type { PoolLeakInstrumentationConfig } from '../../src';
 
 export interface TestTracing {

@@ -1,7 +1,7 @@
 // What an application sees of a pool, written down in order, for the equivalence property tests:
 // the same operations run once without and once with the instrumentation must write the same
 // lines.
-import { isPatchedByPoolLeak } from '../../src/patcher';
+import { isPatchedByPoolLeak } from '../../src/adapters/kit/patcher';
 import fc from 'fast-check';
 import { expect } from 'vitest';
 import { delay, describeError, describeValue, diagMessagesDuring, flushMicrotasks, settledCount, tick, watchRejections } from './in-memory-resources';

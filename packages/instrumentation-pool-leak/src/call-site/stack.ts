@@ -1,0 +1,353 @@
+import type { Attributes } from '@opentelemetry/api';
+import {
+  ATTR_CODE_COLUMN_NUMBER,
+  ATTR_CODE_FILE_PATH,
+  ATTR_CODE_FUNCTION_NAME,
+  ATTR_CODE_LINE_NUMBER,
+  ATTR_CODE_STACKTRACE,
+} from '@opentelemetry/semantic-conventions';
+import { sep } from 'node:path';
+import { ATTR_POOL_CALL_PATH } from '../signals/semconv';
+import { callPathEntry, isApplicationFrame, parseFrame } from './stack-frame';
+import { FRAME_CACHE_GROWTH_LIMIT, FrameCache, FrameFields, formatFrame, ScriptCatalog, scriptOf, type ScriptInfo } from './structured-frames';
+
+export { isApplicationFrame, parseFrame, type ParsedFrame } from './stack-frame';
+
+/** The first application frame of a stack: the line a person goes and fixes. */
+export interface CallSite {
+  readonly functionName: string | undefined;
+  readonly filePath: string;
+  readonly line: number;
+  readonly column: number;
+}
+
+/**
+ * A captured, trimmed stack. Every frame in it was on the stack of the checkout it belongs to;
+ * checkouts whose captured frames are identical, character for character, share one object.
+ */
+export interface CapturedStack {
+  /** `    at ...` lines, capped by frame count and by length. */
+  readonly text: string;
+  readonly callSite: CallSite | undefined;
+  /**
+   * `pool.call_path`: up to {@link CALL_PATH_FRAMES} application frames, innermost first,
+   * `name (file:line)` joined by ` ← `; undefined when the captured frames hold no application frame.
+   */
+  readonly callPath: string | undefined;
+  /** `code.stacktrace`, the `code.*` call-site attributes and `pool.call_path`, built once. */
+  readonly attributes: Attributes;
+}
+
+/** Captures the stack of whoever called `boundary`. */
+export interface StackCapture {
+  capture(boundary: Function): CapturedStack | undefined;
+}
+
+/** Used when stacks are off (`stackFrames: 0`): captures nothing, costs a call. */
+export const NO_STACK_CAPTURE: StackCapture = { capture: () => undefined };
+
+/** Application frames named by `pool.call_path`. */
+export const CALL_PATH_FRAMES = 3;
+
+export interface StackCaptureOptions {
+  /** Frames kept at most; at least 1. */
+  readonly maxFrames: number;
+  /**
+   * Frames under these directories belong to the instrumentation and are removed: the compiled
+   * code, and its sources, which is where frames point under `--enable-source-maps`.
+   */
+  readonly ownDirs: readonly string[];
+  /** Capture `maxFrames` every time instead of the smallest window that holds the call path. */
+  readonly fullStacks?: boolean;
+  /** Frames of the first window. Default {@link FIRST_WINDOW_FRAMES}. */
+  readonly firstWindow?: number;
+  /** Upper bound of the stack text, cut at a line end. Default 8192 characters. */
+  readonly maxChars?: number;
+  /** Distinct captured stacks remembered at first; grows up to 16 times when call sites outnumber it. Default 256. */
+  readonly cacheSize?: number;
+}
+
+/**
+ * Frames of the first window: as many as the call path names. Measured on Node 24 on the
+ * project's two-core VM, per checkout, net of an uninstrumented call: a 1-frame capture with its
+ * position read (the floor) ~1.5 µs; each further frame ~0.35 µs to capture and ~0.2 µs to read
+ * (structured-frames.ts). A direct caller costs ~2.4–2.7× the floor with 3 frames, ~3.0–3.4×
+ * with 4; 2 frames are too few (a caller and its caller, both application code, always widen).
+ */
+export const FIRST_WINDOW_FRAMES = CALL_PATH_FRAMES;
+/**
+ * The second window: room for an ORM's or query builder's own frames above the pool (more than 8
+ * under TypeORM, Prisma 7 and MikroORM, issue #10) and the application frames after them; longer
+ * library paths widen again.
+ */
+const SECOND_WINDOW_FRAMES = 16;
+/** Each later window is this many times the previous one (16 → 64, capped at maxFrames). */
+const WIDEN_FACTOR = 4;
+const DEFAULT_MAX_CHARS = 8192;
+const DEFAULT_CACHE_SIZE = 256;
+
+/** What a window capture returns when a wider capture is needed. */
+const WIDER: unique symbol = Symbol('wider window');
+type Window = string | typeof WIDER | undefined;
+
+/**
+ * Exact stacks at a cost that grows only with the frames needed.
+ *
+ * The windows rule: a checkout keeps the first window of frames ({@link FIRST_WINDOW_FRAMES});
+ * the window grows (to {@link SECOND_WINDOW_FRAMES}, then {@link WIDEN_FACTOR} times, up to
+ * `maxFrames`) while it is full and either holds no application frame (a call through library
+ * code: an ORM, a query builder), or holds fewer than {@link CALL_PATH_FRAMES} and ends on an
+ * application frame (the call path may go on just past it). `fullStacks` keeps `maxFrames`.
+ *
+ * Capturing costs per frame, so the capture asks V8 for as many frames as the rule needed the
+ * last time at the same boundary (the patched pool function), and captures again, wider, only
+ * when that was too few. What is kept depends on this checkout's frames alone: a capture larger
+ * than needed is cut back to the window the rule picks.
+ *
+ * Exactness: what a checkout shows (`code.stacktrace`, `code.*`, `pool.call_path`) is derived
+ * from its own captured frames only. The cache of parsed results is keyed by everything the
+ * shown text is made of, for every kept frame, so it only returns what a fresh parse of this
+ * checkout's own frames would build.
+ *
+ * Two ways to read frames, both exact:
+ * - structured, when nothing else formats stacks: our own `Error.prepareStackTrace` reads each
+ *   frame's script (application or not) and the few fields that make its text (see
+ *   structured-frames.ts); the text is formatted only for a key not seen before;
+ * - text, when source maps are on (`--enable-source-maps`) or the application installed its
+ *   own `Error.prepareStackTrace` (source-map-support, test runners): the formatted `.stack` is
+ *   read, parsed, and is itself the key, so frames name the application's sources.
+ */
+export function createStackCapture(options: StackCaptureOptions): StackCapture {
+  const maxFrames = Math.max(1, options.maxFrames);
+  const firstWindow = options.fullStacks === true ? maxFrames : Math.min(maxFrames, Math.max(1, options.firstWindow ?? FIRST_WINDOW_FRAMES));
+  const maxChars = options.maxChars ?? DEFAULT_MAX_CHARS;
+  const cacheSize = options.cacheSize ?? DEFAULT_CACHE_SIZE;
+  const ownPrefixes = options.ownDirs.map((dir) => (dir.endsWith(sep) ? dir : dir + sep));
+  const isOwn = (file: string) => ownPrefixes.some((prefix) => file.startsWith(prefix));
+  const scripts = new ScriptCatalog(options.ownDirs);
+  // One cache per mode: their keys are of different kinds (frame records / formatted text).
+  const structuredCache = new FrameCache<CapturedStack>(cacheSize);
+  const textCache = new Map<string, CapturedStack>();
+  // Grows like FrameCache (see there) when the call sites outnumber it.
+  let textCapacity = cacheSize;
+  let textDropped = 0;
+  /** The record of the kept frames of the capture under way (structured mode), reused. */
+  const fields = new FrameFields();
+  const siteInfos: (ScriptInfo | undefined)[] = [];
+  /** Frames the rule needed at each boundary last time: how many to ask V8 for first. */
+  const limitHints = new WeakMap<Function, number>();
+  // State of the capture under way, shared with the prepare function below, which V8 calls
+  // synchronously inside the capture: one function serves every capture, no closure per call.
+  let limit = firstWindow;
+  let needed = firstWindow;
+  /** The kept frames behind the key prepareStructured returned; formatted only on a cache miss. */
+  let keptSites: NodeJS.CallSite[] = [];
+
+  /** Frames the windows rule keeps of `count` captured ones, or WIDER (with `needed` set). */
+  const keep = (count: number, isApplication: (index: number) => boolean): number | typeof WIDER => {
+    let window = firstWindow;
+    for (;;) {
+      if (count < window || window >= maxFrames) {
+        needed = window;
+        return Math.min(count, window);
+      }
+      let applicationFrames = 0;
+      let lastIsApplication = false;
+      for (let index = 0; index < window; index += 1) {
+        lastIsApplication = isApplication(index);
+        if (lastIsApplication) applicationFrames += 1;
+      }
+      if (!mustWiden(applicationFrames, lastIsApplication)) {
+        needed = window;
+        return window;
+      }
+      window = Math.min(maxFrames, Math.max(SECOND_WINDOW_FRAMES, window * WIDEN_FACTOR));
+      if (window > limit && count >= limit) {
+        needed = window;
+        return WIDER;
+      }
+    }
+  };
+
+  const prepareStructured = (_error: Error, sites: NodeJS.CallSite[]): Window => {
+    siteInfos.length = 0;
+    for (const site of sites) {
+      const script = scriptOf(site);
+      siteInfos.push(script === undefined ? undefined : scripts.info(script));
+    }
+    const kept = keep(sites.length, (index) => siteInfos[index]?.kind === 'application');
+    if (kept === WIDER) return WIDER;
+    keptSites = kept === sites.length ? sites : sites.slice(0, kept);
+    fields.reset();
+    for (let index = 0; index < kept; index += 1) {
+      const site = sites[index]!;
+      const info = siteInfos[index];
+      if (info === undefined) fields.addText(site.toString());
+      else if (info.kind !== 'own') fields.add(site, info.id);
+    }
+    // The record is in `fields`; the string only says "captured".
+    return '';
+  };
+
+  /** The text of the kept frames behind the last structured key, ours left out. */
+  const formatKept = (): string => {
+    let text = '';
+    for (const site of keptSites) {
+      const script = scriptOf(site);
+      if (script === undefined) text += `    at ${site.toString()}\n`;
+      else if (scripts.info(script).kind !== 'own') text += `${formatFrame(site, script)}\n`;
+    }
+    return text;
+  };
+
+  const captureText = (boundary: Function): Window => {
+    const text = formattedStack(boundary, limit);
+    if (text === undefined) return undefined;
+    const lines = text.split('\n');
+    const frames: { line: number; application: boolean }[] = [];
+    lines.forEach((line, index) => {
+      const frame = parseFrame(line);
+      if (frame !== undefined) frames.push({ line: index, application: isApplicationFrame(frame) && !isOwn(frame.filePath) });
+    });
+    const kept = keep(frames.length, (index) => frames[index]!.application);
+    if (kept === WIDER) return WIDER;
+    // Cut after the last kept frame line; the key is exactly the kept text.
+    return kept >= frames.length ? text : lines.slice(0, frames[kept]!.line).join('\n');
+  };
+
+  return {
+    capture(boundary) {
+      const structured = formatsNatively(Error.prepareStackTrace) && process.sourceMapsEnabled !== true;
+      limit = limitHints.get(boundary) ?? firstWindow;
+      let captured: Window;
+      try {
+        for (;;) {
+          captured = structured ? prepared(boundary, limit, prepareStructured) : captureText(boundary);
+          if (captured !== WIDER) break;
+          limit = needed;
+        }
+        if (needed !== limitHints.get(boundary)) limitHints.set(boundary, needed);
+        if (typeof captured !== 'string') return undefined;
+        if (structured) {
+          const cached = structuredCache.get(fields);
+          if (cached !== undefined) return cached;
+          const built = buildCapturedStack(formatKept(), maxFrames, maxChars, ownPrefixes);
+          structuredCache.set(fields, built);
+          return built;
+        }
+        const cached = textCache.get(captured);
+        if (cached !== undefined) return cached;
+        const built = buildCapturedStack(captured, maxFrames, maxChars, ownPrefixes);
+        if (textCache.size >= textCapacity && textDropped >= textCapacity && textCapacity < cacheSize * FRAME_CACHE_GROWTH_LIMIT) {
+          textCapacity *= 2;
+          textDropped = 0;
+        }
+        if (textCache.size >= textCapacity) {
+          const oldest = textCache.keys().next();
+          if (oldest.done !== true) textCache.delete(oldest.value);
+          textDropped += 1;
+        }
+        textCache.set(captured, built);
+        return built;
+      } finally {
+        keptSites = [];
+        siteInfos.length = 0;
+      }
+    },
+  };
+}
+
+/**
+ * Node's own stack formatter: Node 24 installs it as `Error.prepareStackTrace`
+ * (`ErrorPrepareStackTrace`, read here once, when this module loads); older Nodes leave the
+ * property undefined.
+ */
+const NODE_PREPARE_STACK_TRACE: unknown =
+  typeof Error.prepareStackTrace === 'function' && Error.prepareStackTrace.name === 'ErrorPrepareStackTrace'
+    ? Error.prepareStackTrace
+    : undefined;
+
+/** Whether stacks are formatted by V8 / Node alone, not by a formatter the application installed. */
+function formatsNatively(prepare: unknown): boolean {
+  return prepare === undefined || prepare === NODE_PREPARE_STACK_TRACE;
+}
+
+/** The windows rule (see {@link createStackCapture}), for a full window. */
+function mustWiden(applicationFrames: number, lastIsApplication: boolean): boolean {
+  return applicationFrames === 0 || (applicationFrames < CALL_PATH_FRAMES && lastIsApplication);
+}
+
+/** What `prepare` makes of the top `limit` frames above `boundary`; undefined if none. */
+function prepared(boundary: Function, limit: number, prepare: (error: Error, sites: NodeJS.CallSite[]) => Window): Window {
+  const holder: { stack?: unknown } = {};
+  const savedLimit = Error.stackTraceLimit;
+  const savedPrepare = Error.prepareStackTrace;
+  Error.stackTraceLimit = limit;
+  Error.prepareStackTrace = prepare;
+  try {
+    Error.captureStackTrace(holder, boundary);
+    // Read while our prepareStackTrace is installed: formatting is lazy.
+    const result = holder.stack;
+    return typeof result === 'string' || result === WIDER ? result : undefined;
+  } finally {
+    Error.prepareStackTrace = savedPrepare;
+    Error.stackTraceLimit = savedLimit;
+  }
+}
+
+/** The formatted stack above `boundary`, at most `limit` frames, or undefined if unavailable. */
+function formattedStack(boundary: Function, limit: number): string | undefined {
+  const holder: { stack?: unknown } = {};
+  const saved = Error.stackTraceLimit;
+  Error.stackTraceLimit = limit;
+  try {
+    Error.captureStackTrace(holder, boundary);
+  } finally {
+    Error.stackTraceLimit = saved;
+  }
+  // Reading .stack formats it, applying source maps or the application's Error.prepareStackTrace.
+  const text = holder.stack;
+  return typeof text === 'string' ? text : undefined;
+}
+
+/**
+ * Trims a formatted stack to frames that are not ours, caps it, finds the call site and the
+ * call path (paths relative to `cwd` when inside it).
+ */
+export function buildCapturedStack(
+  text: string,
+  maxFrames: number,
+  maxChars: number,
+  ownPrefixes: readonly string[],
+  cwd: string = process.cwd(),
+): CapturedStack {
+  const kept: string[] = [];
+  const path: string[] = [];
+  let length = 0;
+  let callSite: CallSite | undefined;
+  for (const line of text.split('\n')) {
+    if (kept.length >= maxFrames) break;
+    const frame = parseFrame(line);
+    if (frame === undefined) continue;
+    const file = frame.filePath;
+    if (file !== undefined && ownPrefixes.some((prefix) => file.startsWith(prefix))) continue;
+    const trimmed = line.trimEnd();
+    if (length + trimmed.length + 1 > maxChars) break;
+    kept.push(trimmed);
+    length += trimmed.length + 1;
+    if (!isApplicationFrame(frame)) continue;
+    if (path.length < CALL_PATH_FRAMES) path.push(callPathEntry(frame, cwd));
+    callSite ??= { functionName: frame.functionName, filePath: frame.filePath, line: frame.line, column: frame.column };
+  }
+  const stack = kept.join('\n');
+  const attributes: Attributes = { [ATTR_CODE_STACKTRACE]: stack };
+  const callPath = path.length > 0 ? path.join(' ← ') : undefined;
+  if (callSite !== undefined) {
+    if (callSite.functionName !== undefined) attributes[ATTR_CODE_FUNCTION_NAME] = callSite.functionName;
+    attributes[ATTR_CODE_FILE_PATH] = callSite.filePath;
+    attributes[ATTR_CODE_LINE_NUMBER] = callSite.line;
+    attributes[ATTR_CODE_COLUMN_NUMBER] = callSite.column;
+    attributes[ATTR_POOL_CALL_PATH] = callPath;
+  }
+  return { text: stack, callSite, callPath, attributes: Object.freeze(attributes) };
+}

@@ -1,0 +1,23 @@
+import type { DiagLogger, Meter, Tracer, TracerProvider } from '@opentelemetry/api';
+import type { StackCapture } from '../call-site/stack';
+
+/** What can change with the configuration. */
+export interface LeaseCoreSettings {
+  readonly stackCapture: StackCapture;
+  readonly checkinStackCapture: StackCapture;
+  /** 0 = leak detection off. */
+  readonly leakThresholdMs: number;
+  readonly maxMetricCallSites: number;
+  /** Append the holders to the message of a pool's own exhausted error (`poolHolders` is always set). */
+  readonly enrichErrors: boolean;
+}
+
+export interface LeaseCoreOptions {
+  /** The tracer to start checkout spans with; read on every checkout (it may be replaced). */
+  readonly tracer: () => Tracer;
+  /** The provider whose shutdown must first end open leases; read until one is hooked. */
+  readonly tracerProvider: () => TracerProvider;
+  readonly meter: Meter;
+  readonly settings?: Partial<LeaseCoreSettings>;
+  readonly diag?: DiagLogger;
+}

@@ -1,0 +1,85 @@
+import type { Lease, LeasePool } from './lease';
+import type { PoolProbe } from './pool-probe';
+import { TrackedPool } from './tracked-pool';
+import type { PoolStats } from '../signals/metrics';
+
+/** Pools kept for metric collection before dead ones are pruned on the next new pool. */
+const PRUNE_POOLS_ABOVE = 64;
+
+/**
+ * The pools the instrumentation has seen, found by their library object: described once, kept
+ * weakly (a dropped pool takes its entry with it), and the subset with open leases, which is
+ * all that disabling or shutting down has to walk.
+ */
+export class PoolRegistry {
+  private readonly pools = new WeakMap<object, LeasePool>();
+  /** Every tracked pool whose library object may still be alive, for metric collection. */
+  private readonly observedPools = new Map<LeasePool, WeakRef<object>>();
+  /** Pools with at least one open lease; a pool without leases is not referenced from here. */
+  readonly busyPools = new Set<LeasePool>();
+  /**
+   * Tells the core when the application dropped a pool object: a waiter of a pool that will
+   * never serve it (pg-pool after `end()`) would otherwise stay open, and keep its span, forever.
+   */
+  private readonly poolCollected: FinalizationRegistry<LeasePool>;
+
+  constructor(onPoolGone: (pool: LeasePool) => void) {
+    this.poolCollected = new FinalizationRegistry<LeasePool>((pool) => {
+      this.observedPools.delete(pool);
+      onPoolGone(pool);
+    });
+  }
+
+  /** The tracked pool of a library pool object, if it was seen. */
+  get(poolObject: object): LeasePool | undefined {
+    return this.pools.get(poolObject);
+  }
+
+  /** The tracked pool for a library pool object, described on first sight only. */
+  track<P extends object>(pool: P, probe: PoolProbe<P>): LeasePool {
+    let tracked = this.pools.get(pool);
+    if (tracked === undefined) {
+      const ref = new WeakRef(pool);
+      const stats = probe.stats;
+      const isTimeout = probe.isTimeout;
+      const isExhausted = probe.isExhausted;
+      const dbSystemOf = probe.dbSystemOf;
+      tracked = new TrackedPool<Lease>(
+        probe.describe(pool),
+        stats === undefined ? undefined : () => readStats(ref, stats),
+        isTimeout === undefined ? undefined : (error) => isTimeout(error),
+        isExhausted === undefined ? undefined : (error) => isExhausted(error),
+        dbSystemOf === undefined ? undefined : (connection) => dbSystemOf(connection),
+      );
+      this.pools.set(pool, tracked);
+      this.poolCollected.register(pool, tracked);
+      if (this.observedPools.size >= PRUNE_POOLS_ABOVE) this.pruneDeadPools();
+      this.observedPools.set(tracked, ref);
+    }
+    return tracked;
+  }
+
+  /** Pools whose library object is still alive. */
+  *livePools(): Iterable<LeasePool> {
+    for (const [pool, ref] of this.observedPools) {
+      if (ref.deref() === undefined) this.observedPools.delete(pool);
+      else yield pool;
+    }
+  }
+
+  /** Number of open leases across all pools (tests and diagnostics). */
+  get openLeaseCount(): number {
+    let count = 0;
+    for (const pool of this.busyPools) count += pool.waitingLeases.size + pool.heldLeases.size;
+    return count;
+  }
+
+  private pruneDeadPools(): void {
+    for (const [pool, ref] of this.observedPools) if (ref.deref() === undefined) this.observedPools.delete(pool);
+  }
+}
+
+function readStats<P extends object>(ref: WeakRef<P>, stats: (pool: P) => PoolStats | undefined): PoolStats | undefined {
+  const pool = ref.deref();
+  return pool === undefined ? undefined : stats(pool);
+}
