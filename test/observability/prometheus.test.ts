@@ -10,7 +10,7 @@ import { startPrometheus, waitFor, type ActiveAlert, type PrometheusServer } fro
 
 const JOB = 'leaky-metrics-app';
 const INTERVAL_SECONDS = 1;
-/** Prometheus start, first scrapes, the leak threshold (300 ms) and a rule evaluation, with room for a busy machine. */
+/** Prometheus start, first scrapes, the leak threshold (1 s) and a rule evaluation, with room for a busy machine. */
 const ALERT_TIMEOUT_MS = 45_000;
 /** What the dashboard's Grafana variables become for these queries. */
 const GRAFANA_VARIABLES: Readonly<Record<string, string>> = { $__rate_interval: '15s', $__range: '5m', $job: '.*', $pool: '.*' };

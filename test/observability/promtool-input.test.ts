@@ -1,7 +1,7 @@
 // The two pure helpers of the observability tests: reading the text exposition, and turning
 // scrapes into promtool input series.
 import { describe, expect, it } from 'vitest';
-import { parseExposition, samplesOf } from './exposition';
+import { parseExposition, samplesOf, type Sample } from './exposition';
 import { inputSeries, selector } from './promtool-input';
 
 const EXPOSITION = [
@@ -32,7 +32,7 @@ describe('parseExposition', () => {
 
 describe('inputSeries', () => {
   it('gives each series one value per scrape, _ where absent, the last held, and the target labels', () => {
-    const scrapes = [
+    const scrapes: Sample[][] = [
       [{ name: 'db_client_connection_max', labels: { db_client_connection_pool_name: 'p' }, value: 2 }],
       [
         { name: 'db_client_connection_max', labels: { db_client_connection_pool_name: 'p' }, value: 2 },

@@ -67,24 +67,24 @@ export interface ExpectedAlert {
   readonly exp_annotations: Readonly<Record<string, string>>;
 }
 
-/** One `alert_rule_test` entry: at `evalMinutes`, exactly these alerts of `alertname` fire. */
+/** One `alert_rule_test` entry: at `evalSeconds`, exactly these alerts of `alertname` fire. */
 export interface AlertTest {
-  readonly evalMinutes: number;
+  readonly evalSeconds: number;
   readonly alertname: string;
   readonly expected: readonly ExpectedAlert[];
 }
 
-/** A complete `promtool test rules` file with one test group, steps of one minute. */
-export function rulesTestFile(rulesFile: string, series: readonly InputSeries[], alerts: readonly AlertTest[]): string {
+/** A complete `promtool test rules` file with one test group; series steps and rule evaluations `stepSeconds` apart. */
+export function rulesTestFile(rulesFile: string, stepSeconds: number, series: readonly InputSeries[], alerts: readonly AlertTest[]): string {
   const file = {
     rule_files: [rulesFile],
-    evaluation_interval: '1m',
+    evaluation_interval: `${stepSeconds}s`,
     tests: [
       {
-        interval: '1m',
+        interval: `${stepSeconds}s`,
         input_series: series,
         alert_rule_test: alerts.map((alert) => ({
-          eval_time: `${alert.evalMinutes}m`,
+          eval_time: `${alert.evalSeconds}s`,
           alertname: alert.alertname,
           exp_alerts: alert.expected,
         })),

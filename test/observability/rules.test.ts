@@ -1,8 +1,9 @@
 // The shipped Prometheus rules, checked by promtool and unit-tested by promtool on series
 // recorded from a real run: leaky-metrics-app (the BUILT instrumentation, pg-pool on the test
 // PostgreSQL, @opentelemetry/exporter-prometheus) is scraped while its pool leaks, runs dry and
-// times out; the scrapes become promtool's input series, one minute apart in promtool's clock,
-// the last held for ten more minutes so that `for: 5m` can elapse. The names the exporter wrote
+// times out; the scrapes become promtool's input series, one step apart in promtool's clock (a
+// minute, less when a slow run needed many scrapes), the last held for ten more minutes so that
+// `for: 5m` can elapse. The names the exporter wrote
 // are checked against the documented mapping (observability/README.md) at the same time.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,9 +16,16 @@ import { inputSeries, rulesTestFile, type AlertTest, type ExpectedAlert } from '
 import { OBSERVABILITY_DIR, prometheusToolsFor, RULES_FILE, runPromtool } from './prometheus-tools';
 
 const JOB = 'leaky-metrics-app';
-const HOLD_MINUTES = 10;
+/**
+ * The recording is spread over at most this much of promtool's clock (a step of a minute or
+ * less per scrape): well inside the counter alerts' 10 and 15 minute windows, however many
+ * scrapes a slow machine needed.
+ */
+const RECORDING_SPAN_SECONDS = 9 * 60;
+/** The last scrape is held this long after it. */
+const HOLD_SECONDS = 10 * 60;
 /** After the last scrape: past PoolNearMax's `for: 5m`, within the hold. */
-const NEAR_MAX_AFTER_LAST_MINUTES = 6;
+const NEAR_MAX_AFTER_LAST_SECONDS = 6 * 60;
 const SCOPE_LABELS = ['otel_scope_name', 'otel_scope_version'];
 const CALL_SITE_LABELS = ['code_function_name', 'code_file_path', 'code_line_number', 'pool_call_path'];
 const POOL_LABEL = 'db_client_connection_pool_name';
@@ -106,11 +114,13 @@ describe('shipped Prometheus rules (promtool)', () => {
 
     it('fire as promtool test rules expects: leak, exhausted, stalled, near max, foreign use', () => {
       const targetLabels = { job: JOB, instance: target };
-      const series = inputSeries(recording.scrapes, targetLabels, HOLD_MINUTES);
+      const steps = recording.scrapes.length - 1;
+      const stepSeconds = Math.max(1, Math.min(60, Math.floor(RECORDING_SPAN_SECONDS / Math.max(1, steps))));
+      const series = inputSeries(recording.scrapes, targetLabels, Math.ceil(HOLD_SECONDS / stepSeconds));
       // The counter alerts at the last scrape: later, a counter that has not moved since it
-      // appeared at the first scrape is (rightly) no longer news once its window has passed it.
-      const evalMinutes = recording.scrapes.length - 1;
-      const nearMaxMinutes = evalMinutes + NEAR_MAX_AFTER_LAST_MINUTES;
+      // appeared is (rightly) no longer news once its window has passed its first sample.
+      const evalSeconds = steps * stepSeconds;
+      const nearMaxSeconds = evalSeconds + NEAR_MAX_AFTER_LAST_SECONDS;
       /** The alert's labels: the series' own (no name), the scrape's, the rule's. */
       const labelsOf = (sample: Sample, severity: string) => ({ ...sample.labels, ...targetLabels, severity });
       const at = (site: Sample) =>
@@ -127,9 +137,9 @@ describe('shipped Prometheus rules (promtool)', () => {
       });
       const alerts: AlertTest[] = [
         // `for: 5m` cannot have elapsed at the first step, whatever the series say.
-        { evalMinutes: 0, alertname: 'PoolNearMax', expected: [] },
+        { evalSeconds: 0, alertname: 'PoolNearMax', expected: [] },
         {
-          evalMinutes,
+          evalSeconds,
           alertname: 'PoolLeakSuspected',
           expected: [
             expected(
@@ -142,7 +152,7 @@ describe('shipped Prometheus rules (promtool)', () => {
           ],
         },
         {
-          evalMinutes,
+          evalSeconds,
           alertname: 'PoolExhausted',
           expected: [
             expected(
@@ -156,7 +166,7 @@ describe('shipped Prometheus rules (promtool)', () => {
           ],
         },
         {
-          evalMinutes: nearMaxMinutes,
+          evalSeconds: nearMaxSeconds,
           alertname: 'PoolNearMax',
           expected: [
             {
@@ -171,7 +181,7 @@ describe('shipped Prometheus rules (promtool)', () => {
           ],
         },
         {
-          evalMinutes,
+          evalSeconds,
           alertname: 'PoolForeignContextUse',
           expected: [
             expected(
@@ -184,7 +194,7 @@ describe('shipped Prometheus rules (promtool)', () => {
           ],
         },
         {
-          evalMinutes,
+          evalSeconds,
           alertname: 'PoolWaitStalled',
           // Until the instrumentation declares pool.wait.stalled there is no such series, and no alert.
           expected: stalledDeclared
@@ -202,9 +212,9 @@ describe('shipped Prometheus rules (promtool)', () => {
         },
       ];
       const testFile = join(workDir, 'pool-leak.rules.test.yml');
-      writeFileSync(testFile, rulesTestFile(RULES_FILE, series, alerts));
+      writeFileSync(testFile, rulesTestFile(RULES_FILE, stepSeconds, series, alerts));
       const run = runPromtool(promtool, ['test', 'rules', testFile]);
-      expect(run.status, `${run.output}\n(${series.length} input series, ${recording.scrapes.length} scrapes)`).toBe(0);
+      expect(run.status, `${run.output}\n(${series.length} input series, ${recording.scrapes.length} scrapes, ${stepSeconds} s apart)`).toBe(0);
       expect(run.output).toContain('SUCCESS');
     });
   });
