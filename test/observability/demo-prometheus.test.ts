@@ -56,7 +56,9 @@ describe('demo --prometheus-port', () => {
     expect([...names].sort()).toEqual([...PROMETHEUS_NAMES, ...stalled].sort());
   }, RUN_TIMEOUT_MS + 10_000);
 
-  it('refuses a port out of range before starting anything', async () => {
+  it('is listed by --help, and refuses a port out of range before starting anything', async () => {
+    const help = await runNode([DEMO, '--help'], { timeoutMs: 20_000 });
+    expect(help.stdout, help.context).toContain('--prometheus-port <n>');
     const run = await runNode([DEMO, '--prometheus-port', '70000'], { timeoutMs: 20_000 });
     expect(run.code, run.context).toBe(2);
     expect(run.stderr).toContain('--prometheus-port 70000 is not a TCP port (1-65535)');
