@@ -16,6 +16,8 @@ export interface DemoOptions {
   readonly output: string;
   /** Base OTLP/HTTP endpoint (without /v1/traces); undefined = OTEL_EXPORTER_OTLP_ENDPOINT or default. */
   readonly otlpEndpoint: string | undefined;
+  /** Serve Prometheus metrics on 127.0.0.1:<port>/metrics; undefined = no Prometheus endpoint. */
+  readonly prometheusPort: number | undefined;
   readonly short: boolean;
 }
 
@@ -53,12 +55,14 @@ Flags:
   --output <path>            OTLP/JSON trace file                   (default ${DEFAULT_OUTPUT})
   --otlp-endpoint <url>      OTLP/HTTP base URL; overrides OTEL_EXPORTER_OTLP_ENDPOINT
                              (default http://localhost:4318, Jaeger v2 all-in-one)
+  --prometheus-port <n>      also serve the metrics for Prometheus on 127.0.0.1:<n>/metrics
+                             (default: no Prometheus endpoint)
   --short                    a run of a few seconds (tests, a quick look)
   -h, --help                 this text
 
 Flags given explicitly win over the --short profile.`;
 
-const FLAGS = ['duration', 'requests', 'concurrency', 'pool-size', 'checkout-timeout', 'threshold', 'output', 'otlp-endpoint', 'short'];
+const FLAGS = ['duration', 'requests', 'concurrency', 'pool-size', 'checkout-timeout', 'threshold', 'output', 'otlp-endpoint', 'prometheus-port', 'short'];
 
 /**
  * Parses `argv` (without node and script). Throws {@link UsageError} on a bad flag, and when npm
@@ -88,6 +92,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
         threshold: { type: 'string' },
         output: { type: 'string' },
         'otlp-endpoint': { type: 'string' },
+        'prometheus-port': { type: 'string' },
         short: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -111,6 +116,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
       thresholdMs: integer('--threshold', values.threshold, profile.thresholdMs, 100),
       output: values.output ?? DEFAULT_OUTPUT,
       otlpEndpoint: endpoint,
+      prometheusPort: port('--prometheus-port', values['prometheus-port']),
       short: values.short,
     },
   };
@@ -128,6 +134,13 @@ function number(flag: string, raw: string | undefined, fallback: number, min: nu
 function integer(flag: string, raw: string | undefined, fallback: number, min: number): number {
   const value = number(flag, raw, fallback, min);
   if (!Number.isSafeInteger(value)) throw new UsageError(`${flag} ${JSON.stringify(raw)} is not a whole number; for example ${flag} ${fallback}.`);
+  return value;
+}
+
+function port(flag: string, raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  const value = integer(flag, raw, 9464, 1);
+  if (value > 65_535) throw new UsageError(`${flag} ${value} is not a TCP port (1-65535); for example ${flag} 9464.`);
   return value;
 }
 

@@ -112,6 +112,7 @@ function startTelemetryOrExplain(options: DemoOptions, otlp: Parameters<typeof s
       outputPath: options.output,
       otlp,
       metricIntervalMs: options.short ? 2000 : 5000,
+      prometheusPort: options.prometheusPort,
     });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;

@@ -1,9 +1,11 @@
 // The OpenTelemetry SDK of the demo, wired the way an application would: NodeSDK with the
 // pool-leak instrumentation and three span exporters side by side (leak report, OTLP/JSON file,
-// OTLP/HTTP protobuf), plus OTLP metrics. Must start before anything requires `pg`.
+// OTLP/HTTP protobuf), plus OTLP metrics and, when asked, a Prometheus endpoint. Must start before
+// anything requires `pg`.
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
+import { PeriodicExportingMetricReader, type MetricReader } from '@opentelemetry/sdk-metrics';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { BatchSpanProcessor, SimpleSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace';
 import { PoolLeakInstrumentation } from 'opentelemetry-instrumentation-pool-leak';
@@ -20,6 +22,8 @@ export interface TelemetryOptions {
   /** Where to send OTLP; undefined when nothing listens there. */
   readonly otlp: OtlpEndpoint | undefined;
   readonly metricIntervalMs: number;
+  /** Serve `/metrics` for Prometheus on 127.0.0.1 at this port; undefined = no endpoint. */
+  readonly prometheusPort?: number | undefined;
 }
 
 export interface Telemetry {
@@ -49,20 +53,21 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
     new BatchSpanProcessor({ exporter: file, ...FILE_BATCH }),
   ];
   let otlp: Telemetry['otlp'];
-  let metricReaders: PeriodicExportingMetricReader[] = [];
+  const metricReaders: MetricReader[] = [];
   if (options.otlp !== undefined) {
     const traces = new CountingSpanExporter(new OTLPTraceExporter({ url: options.otlp.traces, timeoutMillis: OTLP_TIMEOUT_MS }));
     const metrics = countingMetricExporter(new OTLPMetricExporter({ url: options.otlp.metrics, timeoutMillis: OTLP_TIMEOUT_MS }));
     spanProcessors.push(new BatchSpanProcessor({ exporter: traces, scheduledDelayMillis: 1000 }));
-    metricReaders = [
+    metricReaders.push(
       new PeriodicExportingMetricReader({
         exporter: metrics.exporter,
         exportIntervalMillis: options.metricIntervalMs,
         exportTimeoutMillis: Math.min(OTLP_TIMEOUT_MS, options.metricIntervalMs),
       }),
-    ];
+    );
     otlp = { endpoint: options.otlp, traces: traces.stats, metrics: metrics.stats };
   }
+  if (options.prometheusPort !== undefined) metricReaders.push(prometheusReader(options.prometheusPort));
   const sdk = new NodeSDK({
     serviceName,
     instrumentations: [new PoolLeakInstrumentation({ leakThresholdMs: options.leakThresholdMs })],
@@ -74,4 +79,20 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
   });
   sdk.start();
   return { serviceName, leakReport, file, otlp, shutdown: () => sdk.shutdown() };
+}
+
+/**
+ * A pull reader: Prometheus scrapes the metrics at collection time, so they are as fresh as the
+ * scrape. Loopback only, like every server the demo starts. A port in use is said on stderr; the
+ * demo runs on without the endpoint.
+ */
+function prometheusReader(port: number): MetricReader {
+  const host = '127.0.0.1';
+  return new PrometheusExporter({ host, port }, (error) => {
+    process.stderr.write(
+      error
+        ? `[demo] Prometheus: cannot serve /metrics on ${host}:${port} (${error.message}); choose another --prometheus-port\n`
+        : `[demo] Prometheus: metrics on http://${host}:${port}/metrics\n`,
+    );
+  });
 }
