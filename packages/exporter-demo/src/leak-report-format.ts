@@ -3,7 +3,8 @@
 // stand on its own. Rows show the whole call path, innermost first.
 import { relative, sep } from 'node:path';
 import type { Caller } from './call-path';
-import type { CallPathRow, CallSite, ForeignUses, LeakReportData, LeakedCallSite, MisplacedCheckins } from './leak-report-exporter';
+import type { CallSite } from './call-site';
+import type { CallPathRow, ForeignUses, LeakReportData, LeakedCallSite, MisplacedCheckins } from './leak-report-data';
 import type { PoolReport, PoolVerdict } from './pool-tally';
 
 const FAILURE_REASONS_SHOWN = 5;
