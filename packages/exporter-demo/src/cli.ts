@@ -32,8 +32,8 @@ export class UsageError extends Error {
  * smaller pool so the same happens within a few seconds: the third leak is request 42, about 4 s
  * in, and 7 s leave room for a slow machine to get there.
  */
-const FULL = { durationS: 20, requests: 300, concurrency: 4, poolSize: 10, checkoutTimeoutMs: 1000, thresholdMs: 1500 };
-const SHORT = { durationS: 7, requests: 120, concurrency: 4, poolSize: 3, checkoutTimeoutMs: 1000, thresholdMs: 1000 };
+const FULL = { durationS: 20, requests: 300, concurrency: 32, poolSize: 10, checkoutTimeoutMs: 1000, thresholdMs: 1500 };
+const SHORT = { durationS: 7, requests: 120, concurrency: 32, poolSize: 3, checkoutTimeoutMs: 1000, thresholdMs: 1000 };
 export const DEFAULT_OUTPUT = 'demo-output/traces.jsonl';
 
 export const USAGE = `Usage: npm run demo [-- -- <flags>]

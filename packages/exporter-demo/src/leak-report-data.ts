@@ -13,8 +13,13 @@ export type CheckinEvent = (typeof CHECKIN_EVENTS)[number];
 
 /** What the report counts of one leaking call path. */
 export interface LeakTally extends CallSite {
-  /** Distinct leases: reported by the leak detector, or still held at shutdown, each counted once. */
+  /**
+   * Distinct leaked leases, each counted once: still held at shutdown, or idle (not in a
+   * statement) when they passed the threshold. A slow query is never one.
+   */
   leaked: number;
+  /** Leases busy in a statement when they passed the threshold and not held at shutdown: slow queries. */
+  slowQueries: number;
   /** `<library> leak` spans: held past the threshold while the process ran. */
   reportedByThreshold: number;
   /** Still held when the tracer provider shut down. */

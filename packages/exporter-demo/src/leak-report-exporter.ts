@@ -123,14 +123,19 @@ export class LeakReportExporter implements SpanExporter {
   private recordLeakSpan(span: ReadableSpan): void {
     const row = this.leakRow(span);
     if (row === undefined) return;
-    row.leaked++;
     row.reportedByThreshold++;
-    const state = span.attributes[ATTR_POOL_LEASE_STATE];
-    if (state === 'busy') row.busy++;
-    else if (state === 'idle_in_transaction') row.idleInTransaction++;
-    else if (state === 'idle') row.idle++;
     const summary = span.attributes[ATTR_DB_QUERY_SUMMARY];
     if (typeof summary === 'string') row.lastSummary = summary;
+    const state = span.attributes[ATTR_POOL_LEASE_STATE];
+    // Busy in a statement: a slow query, unless it is still held at shutdown (recordCheckout).
+    if (state === 'busy') {
+      row.busy++;
+      row.slowQueries++;
+      return;
+    }
+    row.leaked++;
+    if (state === 'idle_in_transaction') row.idleInTransaction++;
+    else if (state === 'idle') row.idle++;
   }
 
   /** A call path whose holders kept connections while idle: a leak, not a slow query. */
@@ -142,7 +147,7 @@ export class LeakReportExporter implements SpanExporter {
   private leakRows(nameCaller: NameCaller): LeakedCallSite[] {
     return [...this.leaks.values()]
       .map((row) => ({ ...row, caller: nameCaller(row), verdict: holderVerdict(row) }))
-      .sort((a, b) => b.leaked - a.leaked || b.openAtShutdown - a.openAtShutdown);
+      .sort((a, b) => b.leaked - a.leaked || b.openAtShutdown - a.openAtShutdown || b.slowQueries - a.slowQueries);
   }
 
   /**
@@ -161,9 +166,12 @@ export class LeakReportExporter implements SpanExporter {
     this.callPaths.record(span);
     const events = span.events;
     let leakReported = false;
+    let reportedBusy = false;
     for (const event of events) {
-      if (event.name === EVENT_POOL_LEAK_SUSPECTED) leakReported = true;
-      else if (event.name === EVENT_POOL_CHECKIN_FINALIZER || event.name === EVENT_POOL_CHECKIN_LOOP_TICK) {
+      if (event.name === EVENT_POOL_LEAK_SUSPECTED) {
+        leakReported = true;
+        reportedBusy = event.attributes?.[ATTR_POOL_LEASE_STATE] === 'busy';
+      } else if (event.name === EVENT_POOL_CHECKIN_FINALIZER || event.name === EVENT_POOL_CHECKIN_LOOP_TICK) {
         this.recordCheckin(event.name, span, event.attributes?.[ATTR_POOL_CHECKIN_STACKTRACE]);
       } else if (event.name === EVENT_POOL_USE_FOREIGN_CONTEXT) {
         this.recordForeignUse(span, event.attributes?.[ATTR_POOL_USE_STACKTRACE]);
@@ -187,8 +195,12 @@ export class LeakReportExporter implements SpanExporter {
     const row = this.leakRow(span);
     if (row === undefined) return;
     row.openAtShutdown++;
-    // Its leak span, if it had one, already counted this lease.
+    // An idle leak span already counted this lease; a busy one took it for a slow query.
     if (!leakReported) row.leaked++;
+    else if (reportedBusy) {
+      row.leaked++;
+      row.slowQueries = Math.max(0, row.slowQueries - 1);
+    }
   }
 
   private recordCheckin(event: CheckinEvent, span: ReadableSpan, stack: unknown): void {
@@ -232,6 +244,7 @@ export class LeakReportExporter implements SpanExporter {
       row = {
         ...site,
         leaked: 0,
+        slowQueries: 0,
         reportedByThreshold: 0,
         openAtShutdown: 0,
         returnedLater: 0,
