@@ -11,6 +11,9 @@ export const CHECKIN_EVENTS = [EVENT_POOL_CHECKIN_FINALIZER, EVENT_POOL_CHECKIN_
 
 export type CheckinEvent = (typeof CHECKIN_EVENTS)[number];
 
+/** The status message the instrumentation gives leases it ends at tracer provider shutdown. */
+export const OPEN_AT_SHUTDOWN = 'lease still open at tracer provider shutdown';
+
 /** What the report counts of one leaking call path. */
 export interface LeakTally extends CallSite {
   /**

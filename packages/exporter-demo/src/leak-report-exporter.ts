@@ -7,6 +7,7 @@
 import { SpanStatusCode } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
+import type { ReportSpan } from './report-span';
 import {
   ATTR_DB_CLIENT_CONNECTION_POOL_NAME,
   ATTR_DB_QUERY_SUMMARY,
@@ -31,6 +32,7 @@ import {
 } from './call-site';
 import {
   holderVerdict,
+  OPEN_AT_SHUTDOWN,
   type CallPathRow,
   type CheckinEvent,
   type ForeignUses,
@@ -59,8 +61,6 @@ export {
 const MAX_ROWS = 100;
 /** Stack frames kept per call site (the report shows them all). */
 export const STACK_FRAMES_SHOWN = 6;
-/** The status message the instrumentation gives leases it ends at tracer provider shutdown. */
-const OPEN_AT_SHUTDOWN = 'lease still open at tracer provider shutdown';
 
 export class LeakReportExporter implements SpanExporter {
   private readonly leaks = new Map<string, LeakTally>();
@@ -76,11 +76,16 @@ export class LeakReportExporter implements SpanExporter {
   private checkedIn = 0;
 
   export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
+    this.record(spans);
+    resultCallback({ code: ExportResultCode.SUCCESS });
+  }
+
+  /** Counts spans read back from elsewhere (a trace file), as export does for live ones. */
+  record(spans: Iterable<ReportSpan>): void {
     for (const span of spans) {
       if (span.name.endsWith(' leak')) this.recordLeakSpan(span);
       else if (span.name.endsWith(' checkout')) this.recordCheckout(span);
     }
-    resultCallback({ code: ExportResultCode.SUCCESS });
   }
 
   async shutdown(): Promise<void> {}
@@ -120,7 +125,7 @@ export class LeakReportExporter implements SpanExporter {
   }
 
   /** A `<library> leak` span: one per lease that passed the threshold, with the holder's state. */
-  private recordLeakSpan(span: ReadableSpan): void {
+  private recordLeakSpan(span: ReportSpan): void {
     const row = this.leakRow(span);
     if (row === undefined) return;
     row.reportedByThreshold++;
@@ -160,7 +165,7 @@ export class LeakReportExporter implements SpanExporter {
     return (site) => namer.callerOf(callPathFramesOf(site));
   }
 
-  private recordCheckout(span: ReadableSpan): void {
+  private recordCheckout(span: ReportSpan): void {
     this.checkouts++;
     this.pools.record(span);
     this.callPaths.record(span);
@@ -203,7 +208,7 @@ export class LeakReportExporter implements SpanExporter {
     }
   }
 
-  private recordCheckin(event: CheckinEvent, span: ReadableSpan, stack: unknown): void {
+  private recordCheckin(event: CheckinEvent, span: ReportSpan, stack: unknown): void {
     const takenAt = callSiteOf(span);
     const checkedInBy = describeFrame(stack);
     const key = `${event}\u0000${siteKey(takenAt)}\u0000${checkedInBy}`;
@@ -213,7 +218,7 @@ export class LeakReportExporter implements SpanExporter {
     else this.checkins.set(key, { event, takenAt, checkedInBy, count: 1 });
   }
 
-  private recordForeignUse(span: ReadableSpan, stack: unknown): void {
+  private recordForeignUse(span: ReportSpan, stack: unknown): void {
     const pool = span.attributes[ATTR_DB_CLIENT_CONNECTION_POOL_NAME];
     const poolName = typeof pool === 'string' ? pool : '(unnamed pool)';
     const takenAt = callSiteOf(span);
@@ -231,7 +236,7 @@ export class LeakReportExporter implements SpanExporter {
   }
 
   /** The row of the span's call path, created on first sight; undefined past the cap. */
-  private leakRow(span: ReadableSpan): LeakTally | undefined {
+  private leakRow(span: ReportSpan): LeakTally | undefined {
     const site = callSiteOf(span);
     const key = siteKey(site);
     let row = this.leaks.get(key);

@@ -2,6 +2,7 @@
 // and the report of who holds the connections. Beside it, two more incidents on pools of their
 // own: an undersized catalog pool under honest load, and a cart page that borrows another
 // request's connection. Progress goes to stderr; stdout is the report.
+import { dirname, isAbsolute, join, relative } from 'node:path';
 import { parseCli, UsageError, type DemoOptions } from './cli';
 import { startForcedGc } from './forced-gc';
 import type { Services } from './http-server';
@@ -15,6 +16,7 @@ import { startPostgres } from './postgres-server';
 import { Progress, type PoolGauge } from './progress';
 import { formatSummary, type Loads } from './summary';
 import { startTelemetry, type Telemetry } from './telemetry';
+import { writeTimelineReport } from './timeline/report';
 
 /** Major GCs this often, so the FinalizationRegistry safety net runs during the demo. */
 const GC_INTERVAL_MS = 250;
@@ -110,6 +112,8 @@ async function main(): Promise<number> {
   process.stdout.write(
     `${formatLeakReport(report)}\n\n${formatSummary({ options, requests, loads, leakedAtEnd, telemetry })}\n\n${formatClosing(report)}\n`,
   );
+  const page = writeTimelineReport(options.output, join(dirname(options.output), 'report.html'));
+  log(`pool timeline: ${shownPath(page.output)} (open it in a browser; \`npx pool-leak-report <traces> -o <page>\` draws any trace file)`);
   return 0;
 }
 
@@ -197,6 +201,12 @@ async function driveLoads(options: DemoOptions, plan: IncidentPlan, requests: Re
   } finally {
     progress.finish();
   }
+}
+
+/** Relative to the working directory when inside it. */
+function shownPath(path: string): string {
+  const inside = relative(process.cwd(), path);
+  return inside === '' || inside.startsWith('..') || isAbsolute(inside) ? path : inside;
 }
 
 function gauge(label: string, pool: Services['billing']['pool'], max: number): PoolGauge {
