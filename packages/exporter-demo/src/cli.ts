@@ -44,7 +44,7 @@ until checkouts time out, and prints which function holds the connections. Trace
 OTLP/JSON file always, and to an OTLP/HTTP endpoint (Jaeger) when one is listening.
 
 Flags:
-  --duration <seconds>       stop sending after this long           (default ${FULL.durationS}, --short ${SHORT.durationS})
+  --duration <seconds>       spread the billing requests over this  (default ${FULL.durationS}, --short ${SHORT.durationS})
   --requests <n>             stop after this many requests          (default ${FULL.requests}, --short ${SHORT.requests})
   --concurrency <n>          requests in flight at once             (default ${FULL.concurrency})
   --pool-size <n>            pg pool max connections                (default ${FULL.poolSize}, --short ${SHORT.poolSize})

@@ -57,6 +57,8 @@ export interface Marker {
   readonly lane: number | undefined;
   /** `pool.exhaustion.cause`, where the event or span carried it. */
   readonly cause: string | undefined;
+  /** A leak report of a lease busy in a statement: a slow query, never counted as a leak. */
+  readonly slowQuery: boolean;
   /** Lines for the hover text. */
   readonly details: readonly string[];
 }
@@ -201,14 +203,16 @@ function markersOf(
 }
 
 function marker(kind: MarkerKind, timeMs: number, attributes: TraceAttributes, lane: number | undefined, details: string[]): Marker {
-  return { kind, timeMs, callPath: callPathOf(attributes), lane, cause: stringOf(attributes[ATTR_POOL_EXHAUSTION_CAUSE]), details };
+  const slowQuery = kind === 'leak' && attributes[ATTR_POOL_LEASE_STATE] === 'busy';
+  return { kind, timeMs, callPath: callPathOf(attributes), lane, cause: stringOf(attributes[ATTR_POOL_EXHAUSTION_CAUSE]), slowQuery, details };
 }
 
 function leakDetails(attributes: TraceAttributes): string[] {
   const state = stringOf(attributes[ATTR_POOL_LEASE_STATE]);
   const summary = stringOf(attributes[ATTR_DB_QUERY_SUMMARY]);
+  const held = formatMs(numberOf(attributes[ATTR_POOL_HELD_MS]));
   return [
-    `leak suspected: held ${formatMs(numberOf(attributes[ATTR_POOL_HELD_MS]))}`,
+    state === 'busy' ? `passed the leak threshold (held ${held}) busy in a statement: a slow query, not a leak` : `leak suspected: held ${held}`,
     state === undefined ? 'lease state not reported' : `lease state ${state}${summary === undefined ? '' : `, last ${summary}`}`,
   ];
 }

@@ -83,7 +83,8 @@ function poolSection(pool: PoolTimeline, context: ChartContext): string {
   return (
     `<section class="pool" data-pool="${esc(pool.name)}"><h2>${esc(pool.name)}${pool.library === undefined ? '' : ` <small>${esc(pool.library)}</small>`}</h2>` +
     `<ul class="legend">${legend}</ul>` +
-    `<p class="marker-key"><span class="k-leak">▼</span> leak ${esc(kinds('leak'))} · <span class="k-stall">◆</span> stalled waiter ${esc(kinds('stall'))} · ` +
+    `<p class="marker-key"><span class="k-leak">▼</span> leak ${esc(pool.markers.filter((marker) => marker.kind === 'leak' && !marker.slowQuery).length)} · ` +
+    `<span class="k-leak">▽</span> slow query past the threshold ${esc(pool.markers.filter((marker) => marker.slowQuery).length)} · <span class="k-stall">◆</span> stalled waiter ${esc(kinds('stall'))} · ` +
     `<span class="k-exhausted">▮</span> exhausted ${esc(kinds('exhausted'))} · lanes: ${esc(pool.laneCount)} (most held at once: ${esc(pool.maxConcurrency)}) · ` +
     `waiting: <span class="k-wait">▬</span> until granted, <span class="k-failed">▬</span> never got a connection · dashed red: still held at shutdown</p>` +
     `<div class="scroll">${renderPoolSvg(pool, context)}</div></section>`
@@ -110,7 +111,7 @@ h1{font-size:20px;margin:0 0 2px}h2{font-size:15px;margin:0 0 6px}small{color:#6
 .chart .lane-bg{fill:#eef0f4}.chart .row-label{font-size:11px;fill:#556}.chart .tick{font-size:10.5px;fill:#556;text-anchor:middle}
 .chart .axis{stroke:#99a}.chart .lease{stroke:#fff;stroke-width:.5}.chart .lease[data-outcome="open at shutdown"]{stroke:#d62728;stroke-width:1.5;stroke-dasharray:4 2}
 .chart .wait{opacity:.45}.chart .wait-failed{opacity:.9;fill:#555}
-.chart .m-leak{fill:#d62728;stroke:#fff;stroke-width:1}.chart .m-stall{fill:#ff7f0e;stroke:#fff}.chart .m-exhausted{fill:#333;opacity:.55}
+.chart .m-leak{fill:#d62728;stroke:#fff;stroke-width:1}.chart .m-slow{fill:#fff;stroke:#d62728;stroke-width:1.5}.chart .m-stall{fill:#ff7f0e;stroke:#fff}.chart .m-exhausted{fill:#333;opacity:.55}
 .chart .lease:hover,.chart .wait:hover,.chart .marker:hover{filter:brightness(1.25)}
 #tip{position:fixed;pointer-events:none;max-width:640px;background:#1d2330;color:#fff;padding:6px 9px;border-radius:4px;font:12px/1.35 ui-monospace,monospace;white-space:pre-wrap;z-index:9}
 .empty{font-size:16px}

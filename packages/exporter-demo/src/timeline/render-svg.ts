@@ -97,10 +97,10 @@ function waitBar(lease: Lease, x: (ms: number) => number, y: number, context: Ch
 function markerShape(marker: Marker, cx: number, cy: number, context: ChartContext): string {
   const who = marker.callPath === undefined ? '' : context.namer.callerOf(marker.callPath.split(CALL_PATH_SEPARATOR)).functionName;
   const tip = esc([...marker.details.slice(0, 1), who === '' ? undefined : `call path: ${marker.callPath ?? ''}`, ...marker.details.slice(1)].filter((line) => line !== undefined).join('\n'));
-  const open = `<g class="marker" data-kind="${marker.kind}"${marker.cause === undefined ? '' : ` data-cause="${esc(marker.cause)}"`}><title>${tip}</title>`;
+  const open = `<g class="marker${marker.slowQuery ? ' slow-query' : ''}" data-kind="${marker.kind}"${marker.cause === undefined ? '' : ` data-cause="${esc(marker.cause)}"`}><title>${tip}</title>`;
   switch (marker.kind) {
     case 'leak':
-      return `${open}<path d="M${num(cx)} ${num(cy + 7)} L${num(cx - 6)} ${num(cy - 5)} L${num(cx + 6)} ${num(cy - 5)} Z" class="m-leak"/></g>`;
+      return `${open}<path d="M${num(cx)} ${num(cy + 7)} L${num(cx - 6)} ${num(cy - 5)} L${num(cx + 6)} ${num(cy - 5)} Z" class="${marker.slowQuery ? 'm-slow' : 'm-leak'}"/></g>`;
     case 'stall':
       return `${open}<path d="M${num(cx)} ${num(cy - 6)} L${num(cx + 5)} ${num(cy)} L${num(cx)} ${num(cy + 6)} L${num(cx - 5)} ${num(cy)} Z" class="m-stall"/></g>`;
     case 'exhausted':
