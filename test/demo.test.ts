@@ -4,12 +4,17 @@
 // receiver, the OTLP/JSON file, and the console report with its per-pool verdicts. The leak hides
 // behind a helper (safeConnect) that an honest caller uses too: the report must name the leaking
 // caller by its call path. Runs the BUILT demo (`npm run build` first).
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ATTR_POOL_CALL_PATH } from 'opentelemetry-instrumentation-pool-leak';
+import { pathToFileURL } from 'node:url';
+import { ATTR_POOL_CALL_PATH, EVENT_POOL_ACQUIRED, EVENT_POOL_EXHAUSTED } from 'opentelemetry-instrumentation-pool-leak';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runNode, type Ended } from './support/node-process';
+import { OPEN_AT_SHUTDOWN } from '../packages/exporter-demo/src/leak-report-data';
+import { HANDOVER_MS } from '../packages/exporter-demo/src/timeline/lanes';
+import { parseTraces } from '../packages/exporter-demo/src/timeline/read-traces';
+import { launchChromium, skipWithoutChromium } from './support/chromium';
+import { REPO_ROOT, runNode, type Ended } from './support/node-process';
 import { spansOfRequest, startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './support/otlp-receiver';
 
 const DEMO = 'packages/exporter-demo/build/main.js';
@@ -23,6 +28,9 @@ const SLOW_QUERY_FUNCTION = 'CartService.cartTotals';
 const HELPER_FUNCTION = 'safeConnect';
 /** The catalog pool's size in the demo (incidents.ts): its verdict names demand over this. */
 const CATALOG_POOL_MAX = 2;
+/** Pool sizes of a --short run (cli.ts, incidents.ts), by database. */
+const SHORT_POOL_MAX: Record<string, number> = { postgres: 3, catalog: CATALOG_POOL_MAX, carts: 4 };
+const SKIP_BROWSER = skipWithoutChromium();
 /** A pool name: `server.address:server.port/db.namespace`, one database per pool. */
 const poolName = (database: string) => String.raw`127\.0\.0\.1:\d+/${database}`;
 /** OTLP span kinds (api SpanKind + 1). */
@@ -155,7 +163,7 @@ describe('npm run demo --short', { timeout: RUN_TIMEOUT_MS + 20_000 }, () => {
     }
     // Leak or slow query: the lease state of the leak spans tells them apart.
     expect(run.stdout, run.context).toMatch(
-      /^ {2}\d+\. CartService\.cartTotals — slow query \(busy\), last SELECT carts — 1 lease: 1 passed the leak threshold while running, 0 still open at shutdown, 1 came back later$/m,
+      /^ {2}\d+\. CartService\.cartTotals — slow query \(busy\), last SELECT carts — 1 lease, 0 leaked, 1 slow query: 1 passed the leak threshold while running, 0 still open at shutdown, 1 came back later$/m,
     );
     expect(run.stdout, run.context).toContain(`OTLP traces:`);
     expect(run.stdout, run.context).toContain(`accepted by ${receiver.endpoint}/v1/traces`);
@@ -287,6 +295,142 @@ describe('npm run demo --short', { timeout: RUN_TIMEOUT_MS + 20_000 }, () => {
         expect(view?.traceId, run.context).toBe(event.attributes['pool.use.trace_id']);
         expect(view?.links, run.context).toContainEqual({ traceId: checkout.traceId, spanId: checkout.spanId });
       }
+    }
+  });
+
+  it('announces, counts on its progress bar and sums up the same number of requests', () => {
+    const announced = /^\[demo\] (\d+) requests in about /m.exec(run.stderr);
+    expect(announced, run.context).not.toBeNull();
+    const total = Number(announced?.[1]);
+    const bars = [...run.stderr.matchAll(/\] (\d+)\/(\d+) requests \|/g)];
+    expect(bars.length, run.context).toBeGreaterThan(0);
+    for (const bar of bars) expect(Number(bar[2]), run.context).toBe(total);
+    const last = bars.at(-1);
+    expect(Number(last?.[1]), `${run.context}the bar ends short of its total`).toBe(total);
+    expect(run.stdout, run.context).toContain(`  requests: ${total} sent, all that were planned, in `);
+    const parts = [/^ {2}billing: (\d+) requests/m, /^ {2}catalog rushes: (\d+) searches/m, /^ {2}cart checkouts and views: (\d+) requests/m].map(
+      (pattern) => Number(pattern.exec(run.stdout)?.[1]),
+    );
+    expect(parts.reduce((sum, count) => sum + count, 1), run.context).toBe(total);
+  });
+
+  it('counts as leaked exactly the leases the spans show leaked, and never the slow query', () => {
+    const spans = readTraceFile(traceFile, run);
+    const checkouts = named(spans, 'pg-pool checkout');
+    const leaking = checkouts.filter((span) => String(span.attributes[ATTR_POOL_CALL_PATH]).startsWith(`${LEAKING_PATH} ← `));
+    const openAtShutdown = new Set(leaking.filter((span) => span.status.message === OPEN_AT_SHUTDOWN).map((span) => span.spanId));
+    const idleLeaks = named(spans, 'pg-pool leak').filter(
+      (span) => String(span.attributes[ATTR_POOL_CALL_PATH]).startsWith(`${LEAKING_PATH} ← `) && span.attributes['pool.lease.state'] !== 'busy',
+    );
+    const leaked = new Set([...openAtShutdown, ...idleLeaks.map((span) => span.links[0]?.spanId ?? span.spanId)]);
+    expect(leaked.size, run.context).toBeGreaterThan(0);
+    expect(run.stdout.split('\n')[0], run.context).toContain(`${LEAKING_FUNCTION} leaked ${leaked.size} pooled connection`);
+    const row = new RegExp(`^  1\\. ${escape(LEAKING_FUNCTION)} — leaked \\(idle\\), last SELECT invoices — (\\d+) leases?: (\\d+) passed the leak threshold while running, (\\d+) still open at shutdown`, 'm').exec(run.stdout);
+    expect(row, run.context).not.toBeNull();
+    expect([Number(row?.[1]), Number(row?.[2]), Number(row?.[3])], run.context).toEqual([leaked.size, idleLeaks.length, openAtShutdown.size]);
+    const table = new RegExp(`^  ${escape(LEAKING_FUNCTION)}: (\\d+) checkouts — [^\\n]*?(\\d+) leaked`, 'm').exec(run.stdout);
+    expect([Number(table?.[1]), Number(table?.[2])], run.context).toEqual([leaking.length, leaked.size]);
+    // The slow query passed the threshold busy and came back: a checkout, no leak.
+    const totals = checkouts.filter((span) => String(span.attributes[ATTR_POOL_CALL_PATH]).startsWith(`${SLOW_QUERY_FUNCTION} (`));
+    expect(totals.map((span) => span.status.message), run.context).toEqual([undefined]);
+    expect(run.stdout, run.context).toMatch(new RegExp(`^  ${escape(SLOW_QUERY_FUNCTION)}: 1 checkout — 1 checked in, 0 leaked, `, 'm'));
+  });
+
+  it('ends on the culprit: its function, its line and the pool verdict are the last lines of stdout', () => {
+    const lines = run.stdout.trimEnd().split('\n');
+    const closing = lines.slice(lines.lastIndexOf('Culprit'));
+    expect(closing.length, run.context).toBeGreaterThan(1);
+    expect(closing.length, `${run.context}the closing block should fit on a screen`).toBeLessThanOrEqual(8);
+    const [, place] = /\((.*)\)$/.exec(LEAKING_FRAME) ?? [];
+    expect(closing[1], run.context).toBe(`  ${LEAKING_FUNCTION} at ${place}, through ${HELPER_FRAME}`);
+    expect(closing.join('\n'), run.context).toMatch(new RegExp(`^  ${poolName('postgres')}: EXHAUSTED BY LEAKS of ${escape(LEAKING_FUNCTION)} — `, 'm'));
+    expect(closing.join('\n'), run.context).toMatch(new RegExp(`^  ${poolName('catalog')}: UNDERSIZED — `, 'm'));
+  });
+
+  it.skipIf(SKIP_BROWSER)('draws report.html beside the trace file: lanes, bars per call path, markers and the verdicts first, in a real browser', async () => {
+    const page = join(outputDir, 'nested', 'report.html');
+    expect(run.stderr, run.context).toContain(`pool timeline: ${page}`);
+    expect(existsSync(page), run.context).toBe(true);
+    const spans = parseTraces(readFileSync(traceFile, 'utf8'));
+    const checkouts = spans.filter((span) => span.name === 'pg-pool checkout');
+    const pools = [...new Set(checkouts.map((span) => String(span.attributes['db.client.connection.pool.name'])))];
+    const browser = await launchChromium();
+    try {
+      const tab = await browser.newPage({ viewport: { width: 1240, height: 900 } });
+      const network: string[] = [];
+      tab.on('request', (request) => {
+        if (!request.url().startsWith('file:')) network.push(request.url());
+      });
+      await tab.goto(pathToFileURL(page).href);
+      // The first screen: one card per pool, verdict and top call path visible without scrolling.
+      const cards = await tab.$$eval('.pool-card', (elements) =>
+        elements.map((element) => ({
+          pool: element.getAttribute('data-pool') ?? '',
+          verdict: element.querySelector('.verdict')?.textContent ?? '',
+          caller: element.querySelector('.top-caller')?.textContent ?? '',
+          where: element.querySelector('.where')?.textContent ?? '',
+          bottom: element.getBoundingClientRect().bottom,
+        })),
+      );
+      expect(cards.map((card) => card.pool).sort(), run.context).toEqual([...pools].sort());
+      const card = (database: string) => cards.find((candidate) => candidate.pool.endsWith(`/${database}`));
+      const [, place] = /\((.*)\)$/.exec(LEAKING_FRAME) ?? [];
+      expect(card('postgres'), run.context).toMatchObject({ verdict: 'EXHAUSTED BY LEAKED CONNECTIONS', caller: LEAKING_FUNCTION, where: place });
+      expect(card('catalog')?.verdict, run.context).toBe('UNDERSIZED POOL');
+      expect(card('carts')?.verdict, run.context).toBe('OK — no checkout timed out');
+      for (const shown of cards) expect(shown.bottom, `${shown.pool} card below the first screen`).toBeLessThanOrEqual(900);
+
+      const drawn = await tab.$$eval('section.pool', (sections) =>
+        sections.map((section) => ({
+          pool: section.getAttribute('data-pool') ?? '',
+          lanes: section.querySelectorAll('g.lane').length,
+          bars: [...section.querySelectorAll('rect.lease')].map((bar) => bar.getAttribute('data-call-path') ?? ''),
+          markers: [...section.querySelectorAll('g.marker')].map((marker) => marker.getAttribute('data-kind') ?? ''),
+        })),
+      );
+      for (const pool of pools) {
+        const section = drawn.find((candidate) => candidate.pool === pool);
+        const ofPool = checkouts.filter((span) => span.attributes['db.client.connection.pool.name'] === pool);
+        // Lanes: the most connections held at once, counted here from the spans, never more than the pool has.
+        const held = ofPool.flatMap((span) => {
+          const grant = span.events.find((event) => event.name === EVENT_POOL_ACQUIRED)?.timeMs;
+          return grant === undefined ? [] : [{ start: grant, end: Math.max(span.endMs - HANDOVER_MS, grant + 0.001) }];
+        });
+        const most = Math.max(...held.map((lease) => held.filter((other) => other.start <= lease.start && other.end > lease.start).length));
+        expect(section?.lanes, `${run.context}${pool}`).toBe(most);
+        expect(section?.lanes, `${run.context}${pool}`).toBeLessThanOrEqual(SHORT_POOL_MAX[pool.split('/')[1] ?? ''] ?? 0);
+        // One bar per granted checkout, by call path.
+        const expected = new Map<string, number>();
+        for (const span of ofPool) {
+          if (!span.events.some((event) => event.name === EVENT_POOL_ACQUIRED)) continue;
+          const path = String(span.attributes[ATTR_POOL_CALL_PATH]);
+          expected.set(path, (expected.get(path) ?? 0) + 1);
+        }
+        const bars = new Map<string, number>();
+        for (const path of section?.bars ?? []) bars.set(path, (bars.get(path) ?? 0) + 1);
+        expect(bars, `${run.context}${pool}`).toEqual(expected);
+        // Markers: a leak per leak span, an exhausted mark per pool.exhausted event, a stall per stall span.
+        const count = (kind: string) => (section?.markers ?? []).filter((marker) => marker === kind).length;
+        const ofThisPool = (span: { attributes: Record<string, unknown> }) => span.attributes['db.client.connection.pool.name'] === pool;
+        expect(count('leak'), pool).toBe(spans.filter((span) => span.name === 'pg-pool leak' && ofThisPool(span)).length);
+        expect(count('exhausted'), pool).toBe(ofPool.flatMap((span) => span.events.filter((event) => event.name === EVENT_POOL_EXHAUSTED)).length);
+        expect(count('stall'), pool).toBe(spans.filter((span) => span.name === 'pg-pool wait.stalled' && ofThisPool(span)).length);
+      }
+      expect(drawn.find((section) => section.pool.endsWith('/postgres'))?.markers, run.context).toContain('leak');
+
+      // Hover over a leaked lease: the holder's details.
+      const leakedBar = tab.locator('rect.lease[data-outcome="open at shutdown"]').first();
+      await leakedBar.hover({ force: true });
+      const tip = await tab.locator('#tip').innerText();
+      expect(tip, run.context).toContain(`${LEAKING_FUNCTION} — open at shutdown`);
+      expect(tip, run.context).toContain('lease state: idle');
+      expect(tip, run.context).toContain('last statement: SELECT invoices');
+      expect(network, 'the page loaded something over the network').toEqual([]);
+      mkdirSync(join(REPO_ROOT, 'demo-output'), { recursive: true });
+      await tab.mouse.move(0, 0);
+      await tab.screenshot({ path: join(REPO_ROOT, 'demo-output', 'report.png'), fullPage: true });
+    } finally {
+      await browser.close();
     }
   });
 

@@ -1,10 +1,10 @@
 // Checkouts per call path: how often each path took a connection, gave it back, or never got
 // one, and its longest hold. Next to the leak counts it shows a helper's honest callers beside
 // the leaking one, so the reader sees which caller to fix and that the helper itself is fine.
-import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { SpanStatusCode } from '@opentelemetry/api';
 import { ATTR_POOL_HELD_MS } from 'opentelemetry-instrumentation-pool-leak';
 import { callSiteOf, siteKey, type CallSite } from './call-site';
+import type { ReportSpan } from './report-span';
 
 /** What the checkout spans of one call path said. */
 export interface CallPathCheckouts {
@@ -26,7 +26,7 @@ export class CallPathTally {
 
   constructor(private readonly maxRows: number) {}
 
-  record(span: ReadableSpan): void {
+  record(span: ReportSpan): void {
     const site = callSiteOf(span);
     const key = siteKey(site);
     let row = this.rows.get(key);

@@ -2,9 +2,9 @@
 // it has none), from a stack, or from a `pool.holders` entry, and compared by one key. The key
 // is the call path, so two callers of one helper are two rows even though their code.* (the
 // helper's line) are the same.
-import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { ATTR_POOL_CALL_PATH } from 'opentelemetry-instrumentation-pool-leak';
 import { CALL_PATH_SEPARATOR, type Caller } from './call-path';
+import type { ReportSpan } from './report-span';
 
 /** Where a connection was checked out. */
 export interface CallSite {
@@ -19,7 +19,7 @@ export interface CallSite {
   readonly callPath: string | undefined;
 }
 
-export function callSiteOf(span: ReadableSpan): CallSite {
+export function callSiteOf(span: ReportSpan): CallSite {
   const { attributes } = span;
   const functionName = attributes['code.function.name'];
   const filePath = attributes['code.file.path'];

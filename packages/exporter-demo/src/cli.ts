@@ -34,8 +34,8 @@ export class UsageError extends Error {
  * smaller pool so the same happens within a few seconds: the third leak is request 42, about 4 s
  * in, and 7 s leave room for a slow machine to get there.
  */
-const FULL = { durationS: 20, requests: 300, concurrency: 4, poolSize: 10, checkoutTimeoutMs: 1000, thresholdMs: 1500 };
-const SHORT = { durationS: 7, requests: 120, concurrency: 4, poolSize: 3, checkoutTimeoutMs: 1000, thresholdMs: 1000 };
+const FULL = { durationS: 20, requests: 300, concurrency: 32, poolSize: 10, checkoutTimeoutMs: 1000, thresholdMs: 1500 };
+const SHORT = { durationS: 7, requests: 120, concurrency: 32, poolSize: 3, checkoutTimeoutMs: 1000, thresholdMs: 1000 };
 export const DEFAULT_OUTPUT = 'demo-output/traces.jsonl';
 
 export const USAGE = `Usage: npm run demo [-- -- <flags>]
@@ -46,7 +46,7 @@ until checkouts time out, and prints which function holds the connections. Trace
 OTLP/JSON file always, and to an OTLP/HTTP endpoint (Jaeger) when one is listening.
 
 Flags:
-  --duration <seconds>       stop sending after this long           (default ${FULL.durationS}, --short ${SHORT.durationS})
+  --duration <seconds>       spread the billing requests over this  (default ${FULL.durationS}, --short ${SHORT.durationS})
   --requests <n>             stop after this many requests          (default ${FULL.requests}, --short ${SHORT.requests})
   --concurrency <n>          requests in flight at once             (default ${FULL.concurrency})
   --pool-size <n>            pg pool max connections                (default ${FULL.poolSize}, --short ${SHORT.poolSize})

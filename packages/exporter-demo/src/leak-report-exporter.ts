@@ -7,6 +7,7 @@
 import { SpanStatusCode } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
+import type { ReportSpan } from './report-span';
 import {
   ATTR_DB_CLIENT_CONNECTION_POOL_NAME,
   ATTR_DB_QUERY_SUMMARY,
@@ -19,126 +20,47 @@ import {
   EVENT_POOL_LEAK_SUSPECTED,
   EVENT_POOL_USE_FOREIGN_CONTEXT,
 } from 'opentelemetry-instrumentation-pool-leak';
-import { CALL_PATH_SEPARATOR, CallerNamer, type Caller } from './call-path';
-import { CallPathTally, type CallPathCheckouts } from './call-path-tally';
+import { CALL_PATH_SEPARATOR, CallerNamer } from './call-path';
+import { CallPathTally } from './call-path-tally';
 import {
   callPathFramesOf,
   callSiteOf,
   siteKey,
   stackFrames,
   topApplicationFrame,
-  type CallSite,
   type NameCaller,
 } from './call-site';
+import {
+  holderVerdict,
+  OPEN_AT_SHUTDOWN,
+  type CallPathRow,
+  type CheckinEvent,
+  type ForeignUses,
+  type LeakedCallSite,
+  type LeakReportData,
+  type LeakTally,
+  type MisplacedCheckins,
+} from './leak-report-data';
 import { formatLeakReport } from './leak-report-format';
-import { PoolTallies, type PoolReport } from './pool-tally';
+import { PoolTallies } from './pool-tally';
 
 export { topApplicationFrame, type CallSite } from './call-site';
 export type { Caller } from './call-path';
+export {
+  holderVerdict,
+  type CallPathRow,
+  type CheckinEvent,
+  type ForeignUses,
+  type HolderVerdict,
+  type LeakedCallSite,
+  type LeakReportData,
+  type MisplacedCheckins,
+} from './leak-report-data';
 
 /** Distinct rows kept per table; the rest are counted under "other". Bounds memory. */
 const MAX_ROWS = 100;
 /** Stack frames kept per call site (the report shows them all). */
 export const STACK_FRAMES_SHOWN = 6;
-const CHECKIN_EVENTS = [EVENT_POOL_CHECKIN_FINALIZER, EVENT_POOL_CHECKIN_LOOP_TICK] as const;
-/** The status message the instrumentation gives leases it ends at tracer provider shutdown. */
-const OPEN_AT_SHUTDOWN = 'lease still open at tracer provider shutdown';
-
-export type CheckinEvent = (typeof CHECKIN_EVENTS)[number];
-
-/** What the report counts of one leaking call path. */
-interface LeakTally extends CallSite {
-  /** Distinct leases: reported by the leak detector, or still held at shutdown, each counted once. */
-  leaked: number;
-  /** `<library> leak` spans: held past the threshold while the process ran. */
-  reportedByThreshold: number;
-  /** Still held when the tracer provider shut down. */
-  openAtShutdown: number;
-  /** Reported by the threshold, then checked in after all (`pool.leak.returned`). */
-  returnedLater: number;
-  /** First frames of `code.stacktrace`, as captured at checkout. */
-  readonly stack: readonly string[];
-  /** Leak spans by `pool.lease.state`: what the holder was doing when it passed the threshold. */
-  busy: number;
-  idle: number;
-  idleInTransaction: number;
-  /** `db.query.summary` of the last statement, from the latest leak span that had one. */
-  lastSummary: string | undefined;
-}
-
-/**
- * Per call path: `leaked (idle)` when its holders sat on their connections doing nothing (the
- * leak to fix in the code), `slow query (busy)` when they were waiting on a statement (a
- * database problem: the connection comes back when the query ends).
- */
-export type HolderVerdict = 'leaked' | 'leaked (idle)' | 'leaked (idle in transaction)' | 'slow query (busy)';
-
-/**
- * The verdict of a leaking call path from the states its leak spans reported; plain `leaked` when
- * none did (leases seen only at shutdown, or an instrumentation without lease states).
- */
-export function holderVerdict(row: Pick<LeakTally, 'busy' | 'idle' | 'idleInTransaction'>): HolderVerdict {
-  if (row.busy + row.idle + row.idleInTransaction === 0) return 'leaked';
-  if (row.busy > row.idle + row.idleInTransaction) return 'slow query (busy)';
-  return row.idleInTransaction > row.idle ? 'leaked (idle in transaction)' : 'leaked (idle)';
-}
-
-/** One leaking call path (one row per `pool.call_path`: a helper's callers are rows of their own). */
-export interface LeakedCallSite extends LeakTally {
-  /** The frame that tells this call path from the others seen: the caller to fix. */
-  readonly caller: Caller;
-  readonly verdict: HolderVerdict;
-}
-
-/** Checkouts of one call path, with its leaked leases and the frame it is named by. */
-export interface CallPathRow extends CallPathCheckouts {
-  /** Its leases counted in the leak table (0 for an honest path). */
-  readonly leaked: number;
-  readonly caller: Caller;
-}
-
-/** Checkins that ran in a GC finalizer or on a loop tick outside the owner's trace. */
-export interface MisplacedCheckins {
-  readonly event: CheckinEvent;
-  readonly takenAt: CallSite;
-  /** Top application frame of `pool.checkin.stacktrace`: the code that did the checkin. */
-  readonly checkedInBy: string;
-  count: number;
-}
-
-/**
- * Statements that ran on a leased connection while another trace was active
- * (`pool.use.foreign_context`): the connection of one request used by another.
- */
-export interface ForeignUses {
-  /** `db.client.connection.pool.name` of the checkout span. */
-  readonly pool: string;
-  /** The call site that took the lease (code.* of the checkout span). */
-  readonly takenAt: CallSite;
-  /** Top application frame of `pool.use.stacktrace`: the statement of the other request. */
-  readonly usedBy: string;
-  count: number;
-}
-
-/** Everything the report shows; a copy, safe to keep. */
-export interface LeakReportData {
-  readonly leaks: readonly LeakedCallSite[];
-  readonly otherLeaks: number;
-  /** One per pool, with its verdict; pools that timed out first. */
-  readonly pools: readonly PoolReport[];
-  readonly foreignUses: readonly ForeignUses[];
-  readonly otherForeignUses: number;
-  readonly checkins: readonly MisplacedCheckins[];
-  readonly otherCheckins: number;
-  /** Checkouts per call path: leaking ones first, then the busiest. */
-  readonly callPaths: readonly CallPathRow[];
-  /** Checkouts of call paths past the table's cap. */
-  readonly otherCallPathCheckouts: number;
-  readonly checkouts: number;
-  readonly checkedIn: number;
-  /** Checkouts that never got a connection, by status message (timeout, pool ended, ...). */
-  readonly failedCheckouts: ReadonlyMap<string, number>;
-}
 
 export class LeakReportExporter implements SpanExporter {
   private readonly leaks = new Map<string, LeakTally>();
@@ -154,11 +76,16 @@ export class LeakReportExporter implements SpanExporter {
   private checkedIn = 0;
 
   export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
+    this.record(spans);
+    resultCallback({ code: ExportResultCode.SUCCESS });
+  }
+
+  /** Counts spans read back from elsewhere (a trace file), as export does for live ones. */
+  record(spans: Iterable<ReportSpan>): void {
     for (const span of spans) {
       if (span.name.endsWith(' leak')) this.recordLeakSpan(span);
       else if (span.name.endsWith(' checkout')) this.recordCheckout(span);
     }
-    resultCallback({ code: ExportResultCode.SUCCESS });
   }
 
   async shutdown(): Promise<void> {}
@@ -198,17 +125,22 @@ export class LeakReportExporter implements SpanExporter {
   }
 
   /** A `<library> leak` span: one per lease that passed the threshold, with the holder's state. */
-  private recordLeakSpan(span: ReadableSpan): void {
+  private recordLeakSpan(span: ReportSpan): void {
     const row = this.leakRow(span);
     if (row === undefined) return;
-    row.leaked++;
     row.reportedByThreshold++;
-    const state = span.attributes[ATTR_POOL_LEASE_STATE];
-    if (state === 'busy') row.busy++;
-    else if (state === 'idle_in_transaction') row.idleInTransaction++;
-    else if (state === 'idle') row.idle++;
     const summary = span.attributes[ATTR_DB_QUERY_SUMMARY];
     if (typeof summary === 'string') row.lastSummary = summary;
+    const state = span.attributes[ATTR_POOL_LEASE_STATE];
+    // Busy in a statement: a slow query, unless it is still held at shutdown (recordCheckout).
+    if (state === 'busy') {
+      row.busy++;
+      row.slowQueries++;
+      return;
+    }
+    row.leaked++;
+    if (state === 'idle_in_transaction') row.idleInTransaction++;
+    else if (state === 'idle') row.idle++;
   }
 
   /** A call path whose holders kept connections while idle: a leak, not a slow query. */
@@ -220,7 +152,7 @@ export class LeakReportExporter implements SpanExporter {
   private leakRows(nameCaller: NameCaller): LeakedCallSite[] {
     return [...this.leaks.values()]
       .map((row) => ({ ...row, caller: nameCaller(row), verdict: holderVerdict(row) }))
-      .sort((a, b) => b.leaked - a.leaked || b.openAtShutdown - a.openAtShutdown);
+      .sort((a, b) => b.leaked - a.leaked || b.openAtShutdown - a.openAtShutdown || b.slowQueries - a.slowQueries);
   }
 
   /**
@@ -233,15 +165,18 @@ export class LeakReportExporter implements SpanExporter {
     return (site) => namer.callerOf(callPathFramesOf(site));
   }
 
-  private recordCheckout(span: ReadableSpan): void {
+  private recordCheckout(span: ReportSpan): void {
     this.checkouts++;
     this.pools.record(span);
     this.callPaths.record(span);
     const events = span.events;
     let leakReported = false;
+    let reportedBusy = false;
     for (const event of events) {
-      if (event.name === EVENT_POOL_LEAK_SUSPECTED) leakReported = true;
-      else if (event.name === EVENT_POOL_CHECKIN_FINALIZER || event.name === EVENT_POOL_CHECKIN_LOOP_TICK) {
+      if (event.name === EVENT_POOL_LEAK_SUSPECTED) {
+        leakReported = true;
+        reportedBusy = event.attributes?.[ATTR_POOL_LEASE_STATE] === 'busy';
+      } else if (event.name === EVENT_POOL_CHECKIN_FINALIZER || event.name === EVENT_POOL_CHECKIN_LOOP_TICK) {
         this.recordCheckin(event.name, span, event.attributes?.[ATTR_POOL_CHECKIN_STACKTRACE]);
       } else if (event.name === EVENT_POOL_USE_FOREIGN_CONTEXT) {
         this.recordForeignUse(span, event.attributes?.[ATTR_POOL_USE_STACKTRACE]);
@@ -265,11 +200,15 @@ export class LeakReportExporter implements SpanExporter {
     const row = this.leakRow(span);
     if (row === undefined) return;
     row.openAtShutdown++;
-    // Its leak span, if it had one, already counted this lease.
+    // An idle leak span already counted this lease; a busy one took it for a slow query.
     if (!leakReported) row.leaked++;
+    else if (reportedBusy) {
+      row.leaked++;
+      row.slowQueries = Math.max(0, row.slowQueries - 1);
+    }
   }
 
-  private recordCheckin(event: CheckinEvent, span: ReadableSpan, stack: unknown): void {
+  private recordCheckin(event: CheckinEvent, span: ReportSpan, stack: unknown): void {
     const takenAt = callSiteOf(span);
     const checkedInBy = describeFrame(stack);
     const key = `${event}\u0000${siteKey(takenAt)}\u0000${checkedInBy}`;
@@ -279,7 +218,7 @@ export class LeakReportExporter implements SpanExporter {
     else this.checkins.set(key, { event, takenAt, checkedInBy, count: 1 });
   }
 
-  private recordForeignUse(span: ReadableSpan, stack: unknown): void {
+  private recordForeignUse(span: ReportSpan, stack: unknown): void {
     const pool = span.attributes[ATTR_DB_CLIENT_CONNECTION_POOL_NAME];
     const poolName = typeof pool === 'string' ? pool : '(unnamed pool)';
     const takenAt = callSiteOf(span);
@@ -297,7 +236,7 @@ export class LeakReportExporter implements SpanExporter {
   }
 
   /** The row of the span's call path, created on first sight; undefined past the cap. */
-  private leakRow(span: ReadableSpan): LeakTally | undefined {
+  private leakRow(span: ReportSpan): LeakTally | undefined {
     const site = callSiteOf(span);
     const key = siteKey(site);
     let row = this.leaks.get(key);
@@ -310,6 +249,7 @@ export class LeakReportExporter implements SpanExporter {
       row = {
         ...site,
         leaked: 0,
+        slowQueries: 0,
         reportedByThreshold: 0,
         openAtShutdown: 0,
         returnedLater: 0,

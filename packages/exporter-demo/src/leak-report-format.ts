@@ -3,20 +3,21 @@
 // stand on its own. Rows show the whole call path, innermost first.
 import { relative, sep } from 'node:path';
 import type { Caller } from './call-path';
-import type { CallPathRow, CallSite, ForeignUses, LeakReportData, LeakedCallSite, MisplacedCheckins } from './leak-report-exporter';
+import type { CallSite } from './call-site';
+import type { CallPathRow, ForeignUses, LeakReportData, LeakedCallSite, MisplacedCheckins } from './leak-report-data';
 import type { PoolReport, PoolVerdict } from './pool-tally';
 
 const FAILURE_REASONS_SHOWN = 5;
 /** Rows of the checkouts-per-call-path table; the rest are summed up in one line. */
 const CALL_PATHS_SHOWN = 12;
 
-type Show = (path: string) => string;
+export type Show = (path: string) => string;
 
 export function formatLeakReport(data: LeakReportData, cwd = process.cwd()): string {
   const lines: string[] = [];
   const show = (path: string) => shortPath(path, cwd);
   // The headline names a leak to fix; a call path that was only waiting on slow queries is not one.
-  const top = data.leaks.find((row) => row.verdict !== 'slow query (busy)') ?? data.leaks[0];
+  const top = data.leaks.find((row) => row.leaked > 0 && row.verdict !== 'slow query (busy)') ?? data.leaks[0];
   if (top === undefined) {
     lines.push(
       data.checkouts === 0
@@ -24,9 +25,9 @@ export function formatLeakReport(data: LeakReportData, cwd = process.cwd()): str
         : 'No leaked connections: every checkout was checked in.',
     );
   } else {
-    const headline = top.verdict === 'slow query (busy)' ? 'SLOW QUERY' : 'LEAK';
-    const held = top.verdict === 'slow query (busy)' ? 'held' : 'leaked';
-    lines.push(`${headline}: ${top.caller.functionName} ${held} ${plural(top.leaked, 'pooled connection')} (${callerPlace(top, top.caller, show)})`);
+    const slow = top.leaked === 0 || top.verdict === 'slow query (busy)';
+    const [headline, held, count] = slow ? ['SLOW QUERY', 'held', top.leaked + top.slowQueries] : ['LEAK', 'leaked', top.leaked];
+    lines.push(`${headline}: ${top.caller.functionName} ${held} ${plural(count, 'pooled connection')} (${callerPlace(top, top.caller, show)})`);
     lines.push(
       '',
       'Call paths held past the leak threshold (each lease counted once: pg-pool leak spans and leases still open at shutdown;',
@@ -69,10 +70,16 @@ function leakRow(row: LeakedCallSite, rank: number, show: Show): string[] {
   if (row.returnedLater > 0) details.push(`${row.returnedLater} came back later`);
   const last = row.lastSummary === undefined ? '' : `, last ${row.lastSummary}`;
   return [
-    `  ${rank}. ${row.caller.functionName} — ${row.verdict}${last} — ${plural(row.leaked, 'lease')}: ${details.join(', ')}`,
+    `  ${rank}. ${row.caller.functionName} — ${row.verdict}${last} — ${leaseCounts(row)}: ${details.join(', ')}`,
     row.callPath === undefined ? `     taken at ${siteText(row, show)}` : `     call path ${showCallPath(row.callPath, show)}`,
     ...row.stack.map((frame) => `       ${showPaths(frame, show)}`),
   ];
+}
+
+/** `3 leases`, or `2 leases, 1 leaked, 1 slow query` when some were slow queries: those never count as leaked. */
+function leaseCounts(row: LeakedCallSite): string {
+  const leases = plural(row.leaked + row.slowQueries, 'lease');
+  return row.slowQueries === 0 ? leases : `${leases}, ${row.leaked} leaked, ${plural(row.slowQueries, 'slow query', 'slow queries')}`;
 }
 
 function checkinRow(row: MisplacedCheckins, show: Show): string[] {
@@ -130,7 +137,7 @@ function foreignUseRow(row: ForeignUses, show: Show): string[] {
   ];
 }
 
-function ratioText(ratio: number): string {
+export function ratioText(ratio: number): string {
   return `${ratio >= 10 ? Math.round(ratio) : ratio.toFixed(1)}×`;
 }
 
@@ -162,7 +169,7 @@ function takenText(site: CallSite, show: Show): string {
  * Where the named caller is: `service.ts:94, through safeConnect (connect.ts:20)` — its own
  * line, then the helpers between it and the pool, innermost first.
  */
-function callerPlace(site: CallSite, caller: Caller, show: Show): string {
+export function callerPlace(site: CallSite, caller: Caller, show: Show): string {
   if (site.callPath === undefined) return siteText(site, show);
   const place = caller.location === undefined ? 'no file' : showLocation(caller.location, show);
   const through = caller.through.map((frame) => showCallPath(frame, show));
@@ -180,7 +187,7 @@ function showLocation(location: string, show: Show): string {
 }
 
 /** A path under the working directory, relative to it; others unchanged. */
-function shortPath(path: string, cwd: string): string {
+export function shortPath(path: string, cwd: string): string {
   const shorter = relative(cwd, path);
   return shorter === '' || shorter.startsWith('..') || shorter.startsWith(sep) ? path : shorter;
 }
@@ -190,6 +197,6 @@ function showPaths(frame: string, show: Show): string {
   return frame.replace(/(\(|^|\s)(\/[^():]+)(?=:\d+:\d+)/g, (_match, before: string, path: string) => `${before}${show(path)}`);
 }
 
-function plural(count: number, noun: string): string {
-  return `${count} ${noun}${count === 1 ? '' : 's'}`;
+export function plural(count: number, noun: string, nouns = `${noun}s`): string {
+  return `${count} ${count === 1 ? noun : nouns}`;
 }

@@ -2,16 +2,21 @@
 // and the report of who holds the connections. Beside it, two more incidents on pools of their
 // own: an undersized catalog pool under honest load, and a cart page that borrows another
 // request's connection. Progress goes to stderr; stdout is the report.
+import { dirname, isAbsolute, join, relative } from 'node:path';
 import { parseCli, UsageError, type DemoOptions } from './cli';
 import { startForcedGc } from './forced-gc';
 import type { Services } from './http-server';
 import { incidentPlan, type IncidentPlan } from './incidents';
+import { formatClosing } from './leak-report-closing';
+import { formatLeakReport } from './leak-report-format';
 import { cartRound, catalogRush, runLoad, runRounds, SLOW_TOTALS, type RequestResult } from './load';
+import { requestPlan, type RequestPlan } from './request-plan';
 import { probeEndpoint, resolveOtlpEndpoint } from './otlp-endpoint';
 import { startPostgres } from './postgres-server';
 import { Progress, type PoolGauge } from './progress';
 import { formatSummary, type Loads } from './summary';
 import { startTelemetry, type Telemetry } from './telemetry';
+import { writeTimelineReport } from './timeline/report';
 
 /** Major GCs this often, so the FinalizationRegistry safety net runs during the demo. */
 const GC_INTERVAL_MS = 250;
@@ -31,13 +36,15 @@ async function main(): Promise<number> {
   }
   const options = cli.options;
   const plan = incidentPlan(options);
+  const requests = requestPlan(options, plan);
   log(
-    `${options.requests} requests over at most ${options.durationMs / 1000} s, ${options.concurrency} at a time; ` +
+    `${requests.total} requests in about ${options.durationMs / 1000} s. Billing: ${requests.billing}, at most ${options.concurrency} in flight; ` +
       `pool of ${options.poolSize}, checkout timeout ${options.checkoutTimeoutMs} ms, leak threshold ${options.thresholdMs} ms`,
   );
   log(
-    `beside it: ${plan.catalog.rounds} rushes of ${plan.catalog.rushSize} catalog searches on a pool of ${plan.catalog.pool.max} ` +
-      `(checkout timeout ${plan.catalog.pool.checkoutTimeoutMs} ms), and ${plan.carts.rounds} cart checkouts whose connection the cart page borrows`,
+    `beside it: ${requests.catalog} catalog searches in ${plan.catalog.rounds} rushes of ${plan.catalog.rushSize} on a pool of ${plan.catalog.pool.max} ` +
+      `(checkout timeout ${plan.catalog.pool.checkoutTimeoutMs} ms), ${requests.carts} cart requests in ${plan.carts.rounds} checkouts whose ` +
+      `connection the cart page borrows, and ${requests.slowTotals} slow cart-totals query`,
   );
 
   const endpoint = resolveOtlpEndpoint(options.otlpEndpoint);
@@ -79,7 +86,7 @@ async function main(): Promise<number> {
     const http = await startHttpServer(services);
     log(`service on ${http.url}: GET ${ROUTES.map((route) => route.template).join(', ')}`);
     try {
-      loads = await driveLoads(options, plan, http.url, services);
+      loads = await driveLoads(options, plan, requests, http.url, services);
     } finally {
       await http.close();
       // Let the safety net and the audit writer check in what they hold before the SDK shuts
@@ -101,7 +108,12 @@ async function main(): Promise<number> {
     // Stopping the server also ends the leaked clients' connections (their errors are ignored).
     await postgres.stop();
   }
-  process.stdout.write(`${telemetry.leakReport.format()}\n\n${formatSummary({ options, loads, leakedAtEnd, telemetry })}\n`);
+  const report = telemetry.leakReport.data();
+  process.stdout.write(
+    `${formatLeakReport(report)}\n\n${formatSummary({ options, requests, loads, leakedAtEnd, telemetry })}\n\n${formatClosing(report)}\n`,
+  );
+  const page = writeTimelineReport(options.output, join(dirname(options.output), 'report.html'));
+  log(`pool timeline: ${shownPath(page.output)} (open it in a browser; \`npx pool-leak-report <traces> -o <page>\` draws any trace file)`);
   return 0;
 }
 
@@ -124,10 +136,9 @@ function startTelemetryOrExplain(options: DemoOptions, otlp: Parameters<typeof s
 }
 
 /** Runs the billing load and the two incidents side by side, with one progress bar on stderr. */
-async function driveLoads(options: DemoOptions, plan: IncidentPlan, url: string, services: Services): Promise<Loads> {
+async function driveLoads(options: DemoOptions, plan: IncidentPlan, requests: RequestPlan, url: string, services: Services): Promise<Loads> {
   const { catalog, carts } = plan;
-  const total = options.requests + catalog.rounds * catalog.rushSize + carts.rounds * cartRound(0).length + 1;
-  const progress = new Progress(process.stderr, total, options.durationMs, () => [
+  const progress = new Progress(process.stderr, requests.total, () => [
     gauge('billing', services.billing.pool, options.poolSize),
     gauge('catalog', services.catalog.pool, catalog.pool.max),
     gauge('carts', services.carts.pool, carts.pool.max),
@@ -148,7 +159,7 @@ async function driveLoads(options: DemoOptions, plan: IncidentPlan, url: string,
     const [billing, rush, cart, totals] = await Promise.all([
       runLoad({
         baseUrl: url,
-        requests: options.requests,
+        requests: requests.billing,
         durationMs: options.durationMs,
         concurrency: options.concurrency,
         requestTimeoutMs,
@@ -162,7 +173,6 @@ async function driveLoads(options: DemoOptions, plan: IncidentPlan, url: string,
         baseUrl: url,
         rounds: catalog.rounds,
         intervalMs: catalog.intervalMs,
-        durationMs: options.durationMs,
         requestTimeoutMs,
         round: (round) => catalogRush(round, catalog.rushSize),
         onResult: firstTimeout(
@@ -175,16 +185,14 @@ async function driveLoads(options: DemoOptions, plan: IncidentPlan, url: string,
         baseUrl: url,
         rounds: carts.rounds,
         intervalMs: carts.intervalMs,
-        durationMs: options.durationMs,
         requestTimeoutMs,
         round: cartRound,
         onResult: (result) => progress.record(result),
       }),
       runRounds({
         baseUrl: url,
-        rounds: 1,
+        rounds: requests.slowTotals,
         intervalMs: 0,
-        durationMs: options.durationMs,
         requestTimeoutMs,
         round: () => [SLOW_TOTALS],
         onResult: (result) => progress.record(result),
@@ -194,6 +202,12 @@ async function driveLoads(options: DemoOptions, plan: IncidentPlan, url: string,
   } finally {
     progress.finish();
   }
+}
+
+/** Relative to the working directory when inside it. */
+function shownPath(path: string): string {
+  const inside = relative(process.cwd(), path);
+  return inside === '' || inside.startsWith('..') || isAbsolute(inside) ? path : inside;
 }
 
 function gauge(label: string, pool: Services['billing']['pool'], max: number): PoolGauge {

@@ -2,7 +2,6 @@
 // exported spans alone (pool.wait_ms, pool.pending_at_request, the pool.exhausted event), so the
 // verdict works for any application; it is decided at report time, when the leak table is final.
 import { hrTimeToMilliseconds } from '@opentelemetry/core';
-import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import {
   ATTR_DB_CLIENT_CONNECTION_MAX,
   ATTR_DB_CLIENT_CONNECTION_POOL_NAME,
@@ -16,6 +15,7 @@ import {
 } from 'opentelemetry-instrumentation-pool-leak';
 import type { Caller } from './call-path';
 import { parseHolder, siteKey, type CallSite, type NameCaller } from './call-site';
+import type { ReportSpan } from './report-span';
 
 /** Pools kept apart; checkouts of further pools are counted under one "other pools" row. */
 const MAX_POOLS = 20;
@@ -94,7 +94,7 @@ class PoolTally {
   /** Holder slots with no call site, past the table cap, or in the part of the list not shown. */
   unknownHolderSlots = 0;
 
-  record(span: ReadableSpan): void {
+  record(span: ReportSpan): void {
     this.checkouts++;
     const { attributes } = span;
     const waitMs = attributes[ATTR_POOL_WAIT_MS];
@@ -197,7 +197,7 @@ class PoolTally {
 export class PoolTallies {
   private readonly pools = new Map<string, PoolTally>();
 
-  record(span: ReadableSpan): void {
+  record(span: ReportSpan): void {
     this.tallyOf(poolNameOf(span)).record(span);
   }
 
@@ -221,7 +221,7 @@ export class PoolTallies {
   }
 }
 
-function poolNameOf(span: ReadableSpan): string {
+function poolNameOf(span: ReportSpan): string {
   const name = span.attributes[ATTR_DB_CLIENT_CONNECTION_POOL_NAME] ?? span.attributes[ATTR_POOL_LIBRARY];
   return typeof name === 'string' && name !== '' ? name : '(unnamed pool)';
 }

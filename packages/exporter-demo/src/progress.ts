@@ -29,8 +29,8 @@ export class Progress {
 
   constructor(
     private readonly stream: NodeJS.WriteStream,
+    /** Requests the run sends in all (request-plan.ts): the bar is full when all came back. */
     private readonly requests: number,
-    private readonly durationMs: number,
     private readonly pools: () => readonly PoolGauge[],
   ) {
     this.tty = stream.isTTY === true;
@@ -81,8 +81,7 @@ export class Progress {
 
   private line(now: number): string {
     const elapsed = now - this.started;
-    // Either bound can end the run: show whichever is closer.
-    const fraction = Math.min(1, Math.max(this.done / this.requests, elapsed / this.durationMs));
+    const fraction = Math.min(1, this.done / Math.max(1, this.requests));
     const filled = Math.round(fraction * WIDTH);
     const pools = this.pools().map((pool) => `${pool.label} ${pool.total - pool.idle}/${pool.max} in use, ${pool.waiting} waiting`);
     return (

@@ -3,6 +3,7 @@ import { isAbsolute, relative } from 'node:path';
 import type { DemoOptions } from './cli';
 import type { ExportStats } from './export-stats';
 import type { LoadSummary } from './load';
+import type { RequestPlan } from './request-plan';
 import type { Telemetry } from './telemetry';
 
 const JAEGER_UI = 'http://localhost:16686';
@@ -18,18 +19,23 @@ export interface Loads {
 
 export interface SummaryInput {
   readonly options: DemoOptions;
+  /** What the run meant to send (the announcement and the progress bar said the same). */
+  readonly requests: RequestPlan;
   readonly loads: Loads | undefined;
   /** Connections still checked out when the service stopped. */
   readonly leakedAtEnd: number;
   readonly telemetry: Telemetry;
 }
 
-export function formatSummary({ options, loads, leakedAtEnd, telemetry }: SummaryInput): string {
+export function formatSummary({ options, requests, loads, leakedAtEnd, telemetry }: SummaryInput): string {
   const lines = ['Summary'];
   if (loads !== undefined) {
     const { billing } = loads;
-    const stop = billing.stoppedBy === 'requests' ? 'all requests sent' : 'duration reached';
-    lines.push(`  load: ${billing.sent} requests in ${(billing.elapsedMs / 1000).toFixed(1)} s (${stop}): ${outcomesText(billing)}`);
+    const sent = billing.sent + loads.catalog.sent + loads.carts.sent + loads.slowTotals.sent;
+    const planned = sent === requests.total ? 'all that were planned' : `of ${requests.total} planned`;
+    const elapsedMs = Math.max(billing.elapsedMs, loads.catalog.elapsedMs, loads.carts.elapsedMs, loads.slowTotals.elapsedMs);
+    lines.push(`  requests: ${sent} sent, ${planned}, in ${(elapsedMs / 1000).toFixed(1)} s`);
+    lines.push(`  billing: ${billing.sent} requests: ${outcomesText(billing)}`);
     lines.push(`  catalog rushes: ${loads.catalog.sent} searches: ${outcomesText(loads.catalog)}`);
     lines.push(`  cart checkouts and views: ${loads.carts.sent} requests: ${outcomesText(loads.carts)}`);
     lines.push(`  slow cart totals query (past the leak threshold, then checked in): ${outcomesText(loads.slowTotals)}`);

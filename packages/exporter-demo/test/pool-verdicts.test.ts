@@ -323,15 +323,56 @@ describe('holder verdicts per call path', () => {
 
     const rows = report.data().leaks;
     expect(rows.map((row) => [row.caller.functionName, row.verdict, row.lastSummary])).toEqual([
-      ['CartService.cartTotals', 'slow query (busy)', 'SELECT carts'],
       ['BillingService.exportInvoice', 'leaked (idle)', 'SELECT invoices'],
+      ['CartService.cartTotals', 'slow query (busy)', 'SELECT carts'],
     ]);
     const text = textOf(report);
     expect(text.split('\n')[0]).toBe('LEAK: BillingService.exportInvoice leaked 1 pooled connection (app/billing.js:117)');
-    expect(text).toContain('  1. CartService.cartTotals — slow query (busy), last SELECT carts — 2 leases: 2 passed the leak threshold while running');
-    expect(text).toContain('  2. BillingService.exportInvoice — leaked (idle), last SELECT invoices — 1 lease: 1 passed the leak threshold while running');
+    expect(text).toContain('  1. BillingService.exportInvoice — leaked (idle), last SELECT invoices — 1 lease: 1 passed the leak threshold while running');
+    expect(text).toContain(
+      '  2. CartService.cartTotals — slow query (busy), last SELECT carts — 2 leases, 0 leaked, 2 slow queries: 2 passed the leak threshold while running',
+    );
     // Had the busy call path counted as leaking, all 3 holder slots would be the leaks'.
     expect(poolNamed(report, BILLING).verdict).toMatchObject({ kind: 'leaks', slots: 2, holderSlots: 3 });
+  });
+});
+
+describe('slow queries are never leaks', () => {
+  it('counts a lease busy past the threshold that came back as a slow query, and one still held at shutdown as leaked', () => {
+    const { report, site } = setup();
+    const provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter: report })] });
+    const tracer = provider.getTracer('test');
+    const totals = site('CartService.cartTotals', '/srv/app/carts.js', 80, 'handle (/srv/app/http.js:33)');
+    const exporting = site('BillingService.exportInvoice', '/srv/app/billing.js', 117, 'handle (/srv/app/http.js:30)');
+    const state = (lease: string) => ({ 'pool.lease.state': lease, 'pool.lease.statements': 1 });
+    /** The leak span, then the checkout span with its `pool.leak.suspected` event, as the instrumentation exports them. */
+    const passedThreshold = (at: Attributes, lease: string, end: 'checked in' | 'open at shutdown') => {
+      tracer.startSpan('pg-pool leak', { attributes: { ...at, ...state(lease), 'db.client.connection.pool.name': CARTS, 'pool.held_ms': 1600 } }).end();
+      const span = tracer.startSpan('pg-pool checkout', {
+        attributes: { ...at, 'db.client.connection.pool.name': CARTS, 'pool.wait_ms': 0, 'pool.held_ms': 2300 },
+      });
+      span.addEvent('pool.leak.suspected', { 'pool.held_ms': 1600, ...state(lease) });
+      if (end === 'checked in') span.addEvent('pool.leak.returned', { 'pool.held_ms': 2300 });
+      else span.setStatus({ code: SpanStatusCode.ERROR, message: SHUTDOWN });
+      span.end();
+    };
+    passedThreshold(totals, 'busy', 'checked in');
+    passedThreshold(exporting, 'idle', 'open at shutdown');
+    passedThreshold(exporting, 'busy', 'open at shutdown');
+
+    const data = report.data();
+    expect(data.leaks.map((row) => [row.caller.functionName, row.leaked, row.slowQueries, row.returnedLater])).toEqual([
+      ['BillingService.exportInvoice', 2, 0, 0],
+      ['CartService.cartTotals', 0, 1, 1],
+    ]);
+    expect(data.callPaths.map((row) => [row.caller.functionName, row.checkouts, row.leaked])).toEqual([
+      ['BillingService.exportInvoice', 2, 2],
+      ['CartService.cartTotals', 1, 0],
+    ]);
+    const text = textOf(report);
+    expect(text.split('\n')[0]).toBe('LEAK: BillingService.exportInvoice leaked 2 pooled connections (app/billing.js:117)');
+    expect(text).toContain('  CartService.cartTotals: 1 checkout — 1 checked in, 0 leaked, longest hold 2300 ms\n');
+    expect(text).toContain('  2. CartService.cartTotals — slow query (busy) — 1 lease, 0 leaked, 1 slow query: 1 passed the leak threshold while running');
   });
 });
 
