@@ -204,8 +204,11 @@ describe('context through the wait queue', () => {
 
 describe('failures', () => {
   it('a checkout that times out ends with status ERROR and an exception event', async () => {
-    const pool = newPool({ max: 1, connectionTimeoutMillis: 100 });
+    // The holder connects without a limit: a loaded machine may take longer than 100 ms to open a
+    // connection. pg-pool reads the limit at each connect, so the waiter below gets the short one.
+    const pool = newPool({ max: 1 });
     const holder = await pool.connect();
+    pool.options.connectionTimeoutMillis = 100;
     tracing.exporter.reset();
     const error = await pool.connect().then(
       () => undefined,
