@@ -43,6 +43,7 @@ export const pgPoolAdapter = defineAdapter(({ core, module }) => [
 ]);
 
 const pgPoolProbe: PoolProbe<PgPool> = {
+  library: 'pg-pool',
   describe: describePgPool,
   pendingAhead(pool) {
     const waiting = pool.waitingCount;

@@ -99,6 +99,7 @@ function selfOf(pool: RedisClientPool): RedisClientPool {
 
 function redisProbe(described: WeakMap<object, PoolDescription>): PoolProbe<RedisClientPool> {
   return {
+    library: 'redis',
     describe: (pool) => described.get(pool) ?? { library: 'redis', dbSystem: 'redis' },
     pendingAhead: (pool) => (pool.idleClients === 0 ? pool.tasksQueueLength : undefined),
     stats: (pool) => ({ idle: pool.idleClients, used: pool.clientsInUse, pending: pool.tasksQueueLength }),

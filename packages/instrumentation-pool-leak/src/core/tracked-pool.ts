@@ -85,6 +85,12 @@ export class TrackedPool<L = unknown> implements MeteredPool {
   holdersVersion = 0;
   /** The holders last named for this pool (see `pool-holders.ts`), reused while still true. */
   namedHolders: NamedHolders | undefined;
+  /**
+   * Why this pool's `db.client.connection.*` gauges are off: its probe threw or answered
+   * something that is no count (see `pool-probe.ts`). Undefined while they are on. Its spans and
+   * every other signal go on either way.
+   */
+  gaugesOffBecause: string | undefined;
 
   constructor(
     readonly description: PoolDescription,

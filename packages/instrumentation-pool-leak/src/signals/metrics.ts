@@ -29,6 +29,36 @@ export interface MeteredPool {
   readStats(): PoolStats | undefined;
 }
 
+/**
+ * Whether a gauge takes `value`: a count of connections or requests is a non-negative safe
+ * integer. Anything else (negative, NaN, `1e308`, a string) is a broken probe, not a reading.
+ */
+export function isGaugeCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+/**
+ * What is wrong with a probe's counters (`"pending -7"`, `"used \"5\" (string)"`), or undefined
+ * when every one is a count and `max` is a count, `Infinity` (unbounded) or absent.
+ */
+export function statsProblem(stats: unknown): string | undefined {
+  if (typeof stats !== 'object' || stats === null) return `${typeof stats} instead of counters`;
+  const counters = stats as Record<string, unknown>;
+  for (const name of ['idle', 'used', 'pending'] as const) {
+    const value = counters[name];
+    if (!isGaugeCount(value)) return `${name} ${describeValue(value)}`;
+  }
+  const max = counters['max'];
+  if (max === undefined || max === Number.POSITIVE_INFINITY || isGaugeCount(max)) return undefined;
+  return `max ${describeValue(max)}`;
+}
+
+function describeValue(value: unknown): string {
+  if (typeof value === 'number') return String(value);
+  if (typeof value === 'string') return `${JSON.stringify(value.slice(0, 40))} (string)`;
+  return `of type ${typeof value}`;
+}
+
 /** Semconv's suggested buckets for connection wait and use times, in seconds. */
 const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10];
 /** The call-site value of metric points past the cardinality cap. */
@@ -141,13 +171,14 @@ export class PoolMetrics {
         this.reportError('poolStats', error);
         continue;
       }
-      if (stats === undefined) continue;
+      // Gauges take counts only; the core's reader already turned a pool with garbage off.
+      if (stats === undefined || statsProblem(stats) !== undefined) continue;
       const attributes = this.attributesOf(pool);
       result.observe(this.count, stats.idle, attributes.idle);
       result.observe(this.count, stats.used, attributes.used);
       result.observe(this.pending, stats.pending, attributes.pool);
       const max = stats.max ?? pool.maxConnections;
-      if (max !== undefined && Number.isFinite(max)) result.observe(this.max, max, attributes.pool);
+      if (isGaugeCount(max)) result.observe(this.max, max, attributes.pool);
     }
   }
 
