@@ -21,7 +21,7 @@ import { reportLateInvalidRelease, type InvalidReleaseReason } from './invalid-r
 import { NO_LEAK_WATCH, type LeakWatch } from './leak-detector';
 import { leakWatchFor, reportLeak, rewatch } from './leak-reports';
 import { Lease, type LeaseHost, type LeasePool } from './lease';
-import { pendingAheadOf, type PoolProbe, type ProbeFaultReport, type ReleasePolicy } from './pool-probe';
+import { pendingAheadOf, probeFaultLine, type PoolProbe, type ProbeFaultReport, type ReleasePolicy } from './pool-probe';
 import { PoolRegistry } from './pool-registry';
 import { ProviderShutdownHook } from './provider-shutdown';
 
@@ -39,6 +39,7 @@ export class LeaseCore implements LeaseHost<Lease> {
   private readonly registry = new PoolRegistry(
     (pool) => this.poolGone(pool),
     (pool, why) => this.reportProbeFault(pool, why),
+    (where, error) => this.reportError(where, error),
   );
   private readonly connections = new ConnectionLeases(this.registry);
   private readonly shutdownHook = new ProviderShutdownHook({
@@ -75,6 +76,7 @@ export class LeaseCore implements LeaseHost<Lease> {
       leakThresholdMs: 0,
       maxMetricCallSites: 100,
       enrichErrors: false,
+      poolMetrics: 'auto',
       ...options.settings,
     };
     this.metrics = this.createMetrics(options.meter);
@@ -303,12 +305,8 @@ export class LeaseCore implements LeaseHost<Lease> {
     this.errors.report(where, error);
   }
 
-  /** One line per pool whose probe failed (see `pool-probe.ts`): what broke, and what is lost. */
-  private readonly reportProbeFault: ProbeFaultReport = (pool, why) => {
-    (this.options.diag ?? diag).warn(
-      `pool-leak: pool "${pool.poolName}" (${pool.description.library}): its probe ${why}; its db.client.connection.* gauges are off for this pool, its spans and counters go on`,
-    );
-  };
+  /** One line per pool whose probe failed (see `pool-probe.ts`). */
+  private readonly reportProbeFault: ProbeFaultReport = (pool, why) => (this.options.diag ?? diag).warn(probeFaultLine(pool, why));
 
   private endLeases(pools: Iterable<LeasePool>, reason?: string): void {
     for (const pool of [...pools]) {
@@ -326,8 +324,12 @@ export class LeaseCore implements LeaseHost<Lease> {
   }
 
   private createMetrics(meter: Meter): PoolMetrics {
-    return new PoolMetrics(meter, () => this.registry.livePools(), this.settings.maxMetricCallSites, (where, error) =>
-      this.reportError(where, error),
+    return new PoolMetrics(
+      meter,
+      () => this.registry.livePools(),
+      this.settings.maxMetricCallSites,
+      (where, error) => this.reportError(where, error),
+      () => this.settings.poolMetrics,
     );
   }
 

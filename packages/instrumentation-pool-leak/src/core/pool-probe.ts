@@ -18,6 +18,13 @@ export interface PoolProbe<P extends object> {
   pendingAhead?(pool: P): number | undefined;
   /** The pool's own counters, for the `db.client.connection.*` observable metrics. */
   stats?(pool: P): PoolStats | undefined;
+  /**
+   * The semconv pool instruments (`db.client.connection.*`) another instrumentation already
+   * reports for this pool object, e.g. instrumentation-pg's gauges for a pg pool it has patched.
+   * Asked at metric collection and recording, until pool-leak reported the instrument once;
+   * what it answered once is remembered (those reporters never stop).
+   */
+  reportedElsewhere?(pool: P): ReadonlySet<string> | undefined;
   /** Whether a checkout error means "no connection became free in time". */
   isTimeout?(error: unknown): boolean;
   /**
@@ -59,6 +66,11 @@ export function gaugesOff(pool: TrackedPool, why: string, report: ProbeFaultRepo
 
 /** The library name of a pool whose probe has no `library` and whose `describe` threw. */
 export const UNDESCRIBED_LIBRARY = 'pool';
+
+/** The diag line of a pool whose probe failed: which pool, what broke, and what is lost. */
+export function probeFaultLine(pool: TrackedPool, why: string): string {
+  return `pool-leak: pool "${pool.poolName}" (${pool.description.library}): its probe ${why}; its db.client.connection.* gauges are off for this pool, its spans and counters go on`;
+}
 
 /** What `describe` did wrong, or undefined: a throw, or a `maxConnections` that is no count. */
 export type DescriptionFault = string | undefined;
@@ -127,6 +139,30 @@ export function guardedStatsReader<P extends object>(
     if (problem === undefined) return read as PoolStats;
     gaugesOff(tracked, `stats returned ${problem}`, report);
     return undefined;
+  };
+}
+
+/**
+ * {@link PoolProbe.reportedElsewhere} for one pool, never throwing (a throw counts as "nothing
+ * elsewhere" and goes to `onError` once per place), and growing only: an instrument once
+ * reported elsewhere stays there, without asking the pool again.
+ */
+export function elsewhereReader<P extends object>(
+  probe: (pool: P) => ReadonlySet<string> | undefined,
+  ref: WeakRef<P>,
+  onError: (where: string, error: unknown) => void,
+): () => ReadonlySet<string> {
+  const known = new Set<string>();
+  return () => {
+    const poolObject = ref.deref();
+    if (poolObject === undefined) return known;
+    try {
+      const answer = probe(poolObject);
+      if (answer !== undefined) for (const name of answer) known.add(name);
+    } catch (error) {
+      onError('reportedElsewhere', error);
+    }
+    return known;
   };
 }
 

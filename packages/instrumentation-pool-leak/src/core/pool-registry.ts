@@ -1,5 +1,5 @@
 import type { Lease, LeasePool } from './lease';
-import { describedBy, gaugesOff, guardedStatsReader, type PoolProbe, type ProbeFaultReport } from './pool-probe';
+import { describedBy, elsewhereReader, gaugesOff, guardedStatsReader, type PoolProbe, type ProbeFaultReport } from './pool-probe';
 import { TrackedPool } from './tracked-pool';
 
 /** Pools kept for metric collection before dead ones are pruned on the next new pool. */
@@ -26,6 +26,8 @@ export class PoolRegistry {
     onPoolGone: (pool: LeasePool) => void,
     /** Told once per pool whose probe threw or returned garbage (its gauges are then off). */
     private readonly onProbeFault: ProbeFaultReport = () => {},
+    /** Where a probe's other failures go (once per place). */
+    private readonly onError: (where: string, error: unknown) => void = () => {},
   ) {
     this.poolCollected = new FinalizationRegistry<LeasePool>((pool) => {
       this.observedPools.delete(pool);
@@ -60,6 +62,8 @@ export class PoolRegistry {
       );
       tracked = created;
       if (fault !== undefined) gaugesOff(tracked, fault, this.onProbeFault);
+      const elsewhere = probe.reportedElsewhere;
+      if (elsewhere !== undefined) tracked.reportedElsewhere = elsewhereReader((poolObject: P) => elsewhere.call(probe, poolObject), ref, this.onError);
       this.pools.set(pool, tracked);
       this.poolCollected.register(pool, tracked);
       if (this.observedPools.size >= PRUNE_POOLS_ABOVE) this.pruneDeadPools();

@@ -29,6 +29,8 @@ export interface PoolDescription {
   readonly maxConnections?: number | undefined;
 }
 
+const NOTHING_ELSEWHERE: ReadonlySet<string> = new Set();
+
 /** The holders of a pool as named at one millisecond, at one {@link TrackedPool.holdersVersion}. */
 export interface NamedHolders {
   readonly version: number;
@@ -91,6 +93,8 @@ export class TrackedPool<L = unknown> implements MeteredPool {
    * every other signal go on either way.
    */
   gaugesOffBecause: string | undefined;
+  /** The semconv pool instruments another instrumentation reports for this pool (see `pool-probe.ts`). */
+  reportedElsewhere: () => ReadonlySet<string> = () => NOTHING_ELSEWHERE;
 
   constructor(
     readonly description: PoolDescription,
