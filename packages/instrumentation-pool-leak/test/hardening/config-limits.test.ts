@@ -31,7 +31,7 @@ describe('upper bounds', () => {
   for (const [option, variable] of BOUNDED) {
     it(`${option}: above the bound in code is clamped with one warning; at the bound it is silent`, () => {
       const bound = UPPER_BOUNDS[option]!;
-      const above = resolveWith({ [option]: 1e9 });
+      const above = resolveWith({ [option]: bound + 1 });
       expect(above.config[option]).toBe(bound);
       expect(above.warnings).toHaveLength(1);
       expect(above.warnings[0]).toContain(option);
@@ -75,5 +75,23 @@ describe('through the instrumentation', () => {
     } finally {
       instrumentation.disable();
     }
+  });
+});
+
+describe('poolMetrics', () => {
+  it('takes auto, all or own from code or OTEL_POOL_LEAK_POOL_METRICS; code wins; auto by default', () => {
+    expect(resolveWith({}).config.poolMetrics).toBe('auto');
+    expect(resolveWith({}, { OTEL_POOL_LEAK_POOL_METRICS: ' OWN ' }).config.poolMetrics).toBe('own');
+    expect(resolveWith({ poolMetrics: 'all' }, { OTEL_POOL_LEAK_POOL_METRICS: 'own' }).config.poolMetrics).toBe('all');
+  });
+
+  it('anything else is one warning naming the valid values, and auto', () => {
+    const fromEnv = resolveWith({}, { OTEL_POOL_LEAK_POOL_METRICS: 'none' });
+    expect(fromEnv.config.poolMetrics).toBe('auto');
+    expect(fromEnv.warnings).toHaveLength(1);
+    expect(fromEnv.warnings[0]).toContain('auto, all, own');
+    const fromCode = resolveWith({ poolMetrics: true as unknown as 'all' });
+    expect(fromCode.config.poolMetrics).toBe('auto');
+    expect(fromCode.warnings).toHaveLength(1);
   });
 });
