@@ -120,8 +120,15 @@ export class TrackedPool<L = unknown> implements MeteredPool {
    */
   learnDbSystem(connection: object): string | undefined {
     this.awaitsServerDbSystem = false;
-    const learned = this.dbSystemOf?.(connection);
-    if (learned === undefined || learned === this.attributes[ATTR_DB_SYSTEM_NAME]) return undefined;
+    let learned: unknown;
+    try {
+      learned = this.dbSystemOf?.(connection);
+    } catch {
+      // A probe that cannot tell keeps the described system; the grant (and its span) goes on.
+      return undefined;
+    }
+    if (typeof learned !== 'string') return undefined;
+    if (learned === this.attributes[ATTR_DB_SYSTEM_NAME]) return undefined;
     this.attributes = spanAttributesOf(this.description, this.poolName, learned);
     return learned;
   }
