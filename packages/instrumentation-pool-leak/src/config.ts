@@ -1,5 +1,5 @@
 import { diag } from '@opentelemetry/api';
-import { POOL_LIBRARIES, type PoolLibrary, type PoolLeakInstrumentationConfig } from './types';
+import { POOL_LIBRARIES, POOL_METRICS_MODES, type PoolLibrary, type PoolLeakInstrumentationConfig, type PoolMetricsMode } from './types';
 
 /** Defaults of DESIGN.md's environment table. */
 export const DEFAULTS = {
@@ -11,7 +11,25 @@ export const DEFAULTS = {
   maxMetricCallSites: 100,
   libraries: POOL_LIBRARIES,
   enrichErrors: false,
+  poolMetrics: 'auto',
 } as const;
+
+/** The longest delay a Node.js timer takes (2^31 − 1 ms, about 24.8 days). */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/**
+ * Upper bound of every cap and limit, by option name: a larger value, from code or environment,
+ * is one warning and the bound. Stacks deeper than 1000 frames cost ~0.5 ms per checkout and say
+ * nothing more; thresholds past the longest timer mean "never"; call-site series past 10 000 are
+ * a cardinality explosion, not a diagnosis.
+ */
+export const UPPER_BOUNDS: Readonly<Record<string, number>> = {
+  stackFrames: 1_000,
+  checkinStackFrames: 1_000,
+  leakThresholdMs: MAX_TIMER_MS,
+  waitThresholdMs: MAX_TIMER_MS,
+  maxMetricCallSites: 10_000,
+};
 
 /** The configuration the instrumentation runs with, every value checked and defaulted. */
 export interface ResolvedConfig {
@@ -27,6 +45,8 @@ export interface ResolvedConfig {
   readonly libraries: ReadonlySet<PoolLibrary>;
   /** Append the holders to the message of a pool's own exhausted error. */
   readonly enrichErrors: boolean;
+  /** Which `db.client.connection.*` instruments are reported (see `PoolMetricsMode`). */
+  readonly poolMetrics: PoolMetricsMode;
 }
 
 /** Where malformed settings are reported; diag by default, injectable for tests. */
@@ -76,6 +96,7 @@ export function resolveConfig(
       maxMetricCallSites: pickCodeOnlyCount(option('maxMetricCallSites'), 'maxMetricCallSites', DEFAULTS.maxMetricCallSites, warn),
       libraries: pickLibraries(option('libraries'), env, warn),
       enrichErrors: pickBoolean(option('enrichErrors'), 'enrichErrors', env, 'OTEL_POOL_LEAK_ENRICH_ERRORS', DEFAULTS.enrichErrors, warn),
+      poolMetrics: pickPoolMetrics(option('poolMetrics'), env, warn),
     };
   } catch (error) {
     // Only a broken `warn` or environment object gets here; the defaults are always safe.
@@ -89,6 +110,7 @@ export function resolveConfig(
       maxMetricCallSites: DEFAULTS.maxMetricCallSites,
       libraries: new Set(DEFAULTS.libraries),
       enrichErrors: DEFAULTS.enrichErrors,
+      poolMetrics: DEFAULTS.poolMetrics,
     };
   }
 }
@@ -184,28 +206,51 @@ function pickCount(
   fallback: number,
   warn: ConfigWarn,
 ): number {
+  const bound = UPPER_BOUNDS[optionName];
   if (fromCode !== undefined) {
-    if (isCount(fromCode)) return fromCode;
+    if (isWhole(fromCode)) return bounded(fromCode, bound, `option ${optionName}`, warn);
     warn(`pool-leak: option ${optionName}=${printable(fromCode)} is not a whole number >= 0; using the default ${fallback}.`);
     return fallback;
   }
   const raw = envValue(env, envName);
   if (raw === undefined || raw === '') return fallback;
   const parsed = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
-  if (isCount(parsed)) return parsed;
+  if (isWhole(parsed)) return bounded(parsed, bound, envName, warn);
   warn(`pool-leak: ${envName}="${printable(env[envName])}" is not a whole number >= 0; using the default ${fallback}.`);
   return fallback;
 }
 
 function pickCodeOnlyCount(fromCode: unknown, optionName: string, fallback: number, warn: ConfigWarn): number {
   if (fromCode === undefined) return fallback;
-  if (isCount(fromCode) && fromCode > 0) return fromCode;
+  if (isWhole(fromCode) && fromCode > 0) return bounded(fromCode, UPPER_BOUNDS[optionName], `option ${optionName}`, warn);
   warn(`pool-leak: option ${optionName}=${printable(fromCode)} is not a whole number > 0; using the default ${fallback}.`);
   return fallback;
 }
 
-function isCount(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+/** A whole number >= 0, however large (`1e20` and a 40-digit variable are clamped, not refused). */
+function isWhole(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0;
+}
+
+/** `value`, or the setting's upper bound with one warning when it is larger. */
+function bounded(value: number, bound: number | undefined, source: string, warn: ConfigWarn): number {
+  if (bound === undefined || value <= bound) return value;
+  warn(`pool-leak: ${source}=${printable(value)} is above its upper bound; using at most ${bound}.`);
+  return bound;
+}
+
+function pickPoolMetrics(fromCode: unknown, env: Env, warn: ConfigWarn): PoolMetricsMode {
+  const valid = POOL_METRICS_MODES.join(', ');
+  if (fromCode !== undefined) {
+    if ((POOL_METRICS_MODES as readonly unknown[]).includes(fromCode)) return fromCode as PoolMetricsMode;
+    warn(`pool-leak: option poolMetrics=${printable(fromCode)} is not one of ${valid}; using the default ${DEFAULTS.poolMetrics}.`);
+    return DEFAULTS.poolMetrics;
+  }
+  const raw = envValue(env, 'OTEL_POOL_LEAK_POOL_METRICS')?.toLowerCase();
+  if (raw === undefined || raw === '') return DEFAULTS.poolMetrics;
+  if ((POOL_METRICS_MODES as readonly string[]).includes(raw)) return raw as PoolMetricsMode;
+  warn(`pool-leak: OTEL_POOL_LEAK_POOL_METRICS="${printable(env['OTEL_POOL_LEAK_POOL_METRICS'])}" is not one of ${valid}; using the default ${DEFAULTS.poolMetrics}.`);
+  return DEFAULTS.poolMetrics;
 }
 
 function pickLibraries(fromCode: unknown, env: Env, warn: ConfigWarn): ReadonlySet<PoolLibrary> {

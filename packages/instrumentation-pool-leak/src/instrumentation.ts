@@ -124,6 +124,7 @@ function coreSettingsFor(settings: ResolvedConfig): LeaseCoreSettings {
     leakThresholdMs: settings.leakThresholdMs,
     maxMetricCallSites: settings.maxMetricCallSites,
     enrichErrors: settings.enrichErrors,
+    poolMetrics: settings.poolMetrics,
   };
 }
 

@@ -3,6 +3,8 @@ import type { InstrumentationConfig } from '@opentelemetry/instrumentation';
 import { POOL_LIBRARIES, type PoolLibrary } from './adapters/libraries';
 
 export { POOL_LIBRARIES, type PoolLibrary };
+export { POOL_METRICS_MODES, type PoolMetricsMode } from './signals/metrics';
+import type { PoolMetricsMode } from './signals/metrics';
 
 /**
  * Options of {@link PoolLeakInstrumentation}.
@@ -80,4 +82,17 @@ export interface PoolLeakInstrumentationConfig extends InstrumentationConfig {
    * when a checkout fails because the pool is exhausted.
    */
   enrichErrors?: boolean;
+
+  /**
+   * Which semconv `db.client.connection.*` instruments pool-leak reports. `'auto'`: all of them,
+   * except, per pool, those another instrumentation already reports for that pool (see the
+   * package README, "One set of pool metrics per pool": instrumentation-pg's gauges for a pg
+   * pool it has patched, node-redis's own metrics for a redis pool). `'all'`: every one, even
+   * where that duplicates another instrumentation's series. `'own'`: none of them, only
+   * `pool.leak.suspected`, `pool.use.foreign_context` (and the other `pool.*` counters).
+   *
+   * Default `'auto'`; environment `OTEL_POOL_LEAK_POOL_METRICS` (`auto` / `all` / `own`). Cost:
+   * in `auto`, one look at the pool object per instrument until pool-leak has reported it once.
+   */
+  poolMetrics?: PoolMetricsMode;
 }

@@ -27,6 +27,7 @@ export const genericPoolAdapter = defineAdapter(({ core, module }) => [
 ]);
 
 const genericPoolProbe: PoolProbe<GenericPool> = {
+  library: 'generic-pool',
   describe: (pool) => ({ library: 'generic-pool', maxConnections: pool.max }),
   pendingAhead(pool) {
     // `pending` counts every queued request; with priorities some of them may be behind.

@@ -72,6 +72,7 @@ interface ConnectorClasses {
 }
 
 const mariadbProbe: PoolProbe<MariaDbInternalPool> = {
+  library: 'mariadb',
   describe: describeMariaDbPool,
   pendingAhead(pool) {
     if (pool.idleConnections() > 0) return undefined;

@@ -105,6 +105,7 @@ class Mysql2State {
 
 function mysql2PoolProbe(state: Mysql2State): PoolProbe<Mysql2Pool> {
   return {
+    library: 'mysql2',
     describe: (pool) => describeMysql2Pool(pool, state.clusterNodeIds.get(pool)),
   pendingAhead(pool) {
     const limit = pool.config.connectionLimit;

@@ -43,6 +43,7 @@ export const pgPoolAdapter = defineAdapter(({ core, module }) => [
 ]);
 
 const pgPoolProbe: PoolProbe<PgPool> = {
+  library: 'pg-pool',
   describe: describePgPool,
   pendingAhead(pool) {
     const waiting = pool.waitingCount;
@@ -53,9 +54,32 @@ const pgPoolProbe: PoolProbe<PgPool> = {
     const idle = pool.idleCount;
     return { idle, used: pool.totalCount - idle, pending: pool.waitingCount, max: pool.options.max ?? DEFAULT_MAX };
   },
+  reportedElsewhere: (pool) => (patchedByContribPg(pool) ? CONTRIB_PG_GAUGES : undefined),
   isTimeout: (error) => error instanceof Error && (error.message === POOL_TIMEOUT_MESSAGE || error.message === CONNECT_TIMEOUT_MESSAGE),
   isExhausted: (error) => error instanceof Error && error.message === POOL_TIMEOUT_MESSAGE,
 };
+
+/**
+ * `@opentelemetry/instrumentation-pg` marks each pool it reports for with a private symbol
+ * (`internal-types.ts` there: `Symbol('opentelemetry.instrumentation.pg.eventListenersSet')`),
+ * set in its `Pool.prototype.connect` patch when it attaches the `connect`/`acquire`/`release`/
+ * `remove` listeners that feed its `db.client.connection.count` and `pending_requests`; the same
+ * call records `db.client.connection.max`. The listeners stay for the pool's life, even if that
+ * instrumentation is disabled later, so the marker is exactly "this pool is reported elsewhere".
+ */
+const CONTRIB_PG_MARKER = 'opentelemetry.instrumentation.pg.eventListenersSet';
+const CONTRIB_PG_GAUGES: ReadonlySet<string> = new Set([
+  'db.client.connection.count',
+  'db.client.connection.pending_requests',
+  'db.client.connection.max',
+]);
+
+function patchedByContribPg(pool: PgPool): boolean {
+  for (const symbol of Object.getOwnPropertySymbols(pool)) {
+    if (symbol.description === CONTRIB_PG_MARKER && (pool as unknown as Record<symbol, unknown>)[symbol] === true) return true;
+  }
+  return false;
+}
 
 /**
  * Every statement passes through here: it tells the core a statement runs on this client (the

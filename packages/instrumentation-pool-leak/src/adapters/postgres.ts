@@ -188,6 +188,7 @@ export const postgresAdapter = defineAdapter(({ core, patcher }) => {
 });
 
 const probe: PoolProbe<PostgresOptions> = {
+  library: 'postgres',
   describe: (pool) => ({
     library: 'postgres',
     dbSystem: 'postgresql',

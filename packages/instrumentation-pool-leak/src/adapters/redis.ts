@@ -1,3 +1,4 @@
+import { hasSubscribers } from 'node:diagnostics_channel';
 import { serverOfConnectionString } from './kit/connection-string';
 import { defineAdapter, failingOnThrow, type AdapterCore } from './kit/kit';
 import type { RedisClientOptions, RedisClientPool, RedisPoolModule, RedisPoolOptions, RedisTask } from './redis-types';
@@ -99,12 +100,34 @@ function selfOf(pool: RedisClientPool): RedisClientPool {
 
 function redisProbe(described: WeakMap<object, PoolDescription>): PoolProbe<RedisClientPool> {
   return {
+    library: 'redis',
     describe: (pool) => described.get(pool) ?? { library: 'redis', dbSystem: 'redis' },
     pendingAhead: (pool) => (pool.idleClients === 0 ? pool.tasksQueueLength : undefined),
     stats: (pool) => ({ idle: pool.idleClients, used: pool.clientsInUse, pending: pool.tasksQueueLength }),
+    reportedElsewhere: nodeRedisOwnMetrics,
     isTimeout,
     isExhausted: isTimeout,
   };
+}
+
+/**
+ * node-redis (≥ 5.12) reports metrics of its own once the application calls
+ * `OpenTelemetry.init({ metrics: { enabled: true } })`: its `connection-basic` group (on by
+ * default) counts `db.client.connection.count` per connection of every client, pool clients
+ * included; its `connection-advanced` group records `db.client.connection.wait_time` for pool
+ * waits. Each group is fed by node-redis's diagnostics channels, which nothing else listens to:
+ * a subscriber on the channel is that group switched on, for every pool of the process.
+ * (`db.client.connection.pending_requests` it declares but never observes.)
+ */
+const NODE_REDIS_METRIC_CHANNELS = [
+  ['node-redis:connection:ready', 'db.client.connection.count'],
+  ['node-redis:pool:connection-wait', 'db.client.connection.wait_time'],
+] as const;
+
+function nodeRedisOwnMetrics(): ReadonlySet<string> | undefined {
+  let reported: Set<string> | undefined;
+  for (const [channel, instrument] of NODE_REDIS_METRIC_CHANNELS) if (hasSubscribers(channel)) (reported ??= new Set()).add(instrument);
+  return reported;
 }
 
 function isTimeout(error: unknown): boolean {

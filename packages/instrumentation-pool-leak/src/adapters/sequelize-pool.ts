@@ -87,6 +87,7 @@ export const sequelizePoolAdapter = defineAdapter(({ core, module, file }) => {
 function sequelizePoolProbe(descriptions: WeakMap<object, PoolDescription>, timeoutErrors: WeakSet<Function>): PoolProbe<SequelizePool> {
   const isTimeout = (error: unknown) => error instanceof Error && timeoutErrors.has(error.constructor);
   return {
+    library: 'sequelize-pool',
     describe: (pool) => ({
       ...(descriptions.get(pool) ?? { library: 'sequelize-pool', name: typeof pool.name === 'string' ? pool.name : undefined }),
       maxConnections: pool.maxSize,

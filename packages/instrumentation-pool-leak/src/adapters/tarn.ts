@@ -40,6 +40,7 @@ function tarnProbe(
   timeoutErrorClasses: WeakSet<Function>,
 ): PoolProbe<TarnPool> {
   return {
+    library: 'tarn',
     describe: (pool) => ({ ...(knexPoolDescription(pool) ?? { library: 'tarn' }), maxConnections: pool.max }),
     pendingAhead(pool) {
       const pending = pool.numPendingAcquires();

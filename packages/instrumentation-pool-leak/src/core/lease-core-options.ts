@@ -1,5 +1,6 @@
 import type { DiagLogger, Meter, Tracer, TracerProvider } from '@opentelemetry/api';
 import type { StackCapture } from '../call-site/stack';
+import type { PoolMetricsMode } from '../signals/metrics';
 
 /** What can change with the configuration. */
 export interface LeaseCoreSettings {
@@ -10,6 +11,8 @@ export interface LeaseCoreSettings {
   readonly maxMetricCallSites: number;
   /** Append the holders to the message of a pool's own exhausted error (`poolHolders` is always set). */
   readonly enrichErrors: boolean;
+  /** Which `db.client.connection.*` instruments are reported (see {@link PoolMetricsMode}). */
+  readonly poolMetrics: PoolMetricsMode;
 }
 
 export interface LeaseCoreOptions {

@@ -21,7 +21,7 @@ import { reportLateInvalidRelease, type InvalidReleaseReason } from './invalid-r
 import { NO_LEAK_WATCH, type LeakWatch } from './leak-detector';
 import { leakWatchFor, reportLeak, rewatch } from './leak-reports';
 import { Lease, type LeaseHost, type LeasePool } from './lease';
-import type { PoolProbe, ReleasePolicy } from './pool-probe';
+import { pendingAheadOf, probeFaultLine, type PoolProbe, type ProbeFaultReport, type ReleasePolicy } from './pool-probe';
 import { PoolRegistry } from './pool-registry';
 import { ProviderShutdownHook } from './provider-shutdown';
 
@@ -36,7 +36,11 @@ export type { PoolProbe, ReleasePolicy };
  */
 export class LeaseCore implements LeaseHost<Lease> {
   /** Pools seen, by library object; the dropped ones end their leases (see {@link PoolRegistry}). */
-  private readonly registry = new PoolRegistry((pool) => this.poolGone(pool));
+  private readonly registry = new PoolRegistry(
+    (pool) => this.poolGone(pool),
+    (pool, why) => this.reportProbeFault(pool, why),
+    (where, error) => this.reportError(where, error),
+  );
   private readonly connections = new ConnectionLeases(this.registry);
   private readonly shutdownHook = new ProviderShutdownHook({
     beforeShutdown: () => this.endOpenLeases(),
@@ -72,6 +76,7 @@ export class LeaseCore implements LeaseHost<Lease> {
       leakThresholdMs: 0,
       maxMetricCallSites: 100,
       enrichErrors: false,
+      poolMetrics: 'auto',
       ...options.settings,
     };
     this.metrics = this.createMetrics(options.meter);
@@ -113,7 +118,7 @@ export class LeaseCore implements LeaseHost<Lease> {
       this.shutdownHook.attach(this.options.tracerProvider());
       const tracked = this.registry.track(pool, probe);
       const callerContext = context.active();
-      const pendingAhead = probe.pendingAhead?.(pool);
+      const pendingAhead = pendingAheadOf(probe, pool, tracked, this.reportProbeFault);
       // A request that queues starts its span when it is granted or fails (Lease.span).
       const span = pendingAhead === undefined ? this.startSpan(tracked, callerContext) : undefined;
       // Captured right here, not through a helper method: every frame between here and the
@@ -300,6 +305,9 @@ export class LeaseCore implements LeaseHost<Lease> {
     this.errors.report(where, error);
   }
 
+  /** One line per pool whose probe failed (see `pool-probe.ts`). */
+  private readonly reportProbeFault: ProbeFaultReport = (pool, why) => (this.options.diag ?? diag).warn(probeFaultLine(pool, why));
+
   private endLeases(pools: Iterable<LeasePool>, reason?: string): void {
     for (const pool of [...pools]) {
       for (const lease of pool.openLeases()) lease.endAtShutdown(reason);
@@ -316,8 +324,12 @@ export class LeaseCore implements LeaseHost<Lease> {
   }
 
   private createMetrics(meter: Meter): PoolMetrics {
-    return new PoolMetrics(meter, () => this.registry.livePools(), this.settings.maxMetricCallSites, (where, error) =>
-      this.reportError(where, error),
+    return new PoolMetrics(
+      meter,
+      () => this.registry.livePools(),
+      this.settings.maxMetricCallSites,
+      (where, error) => this.reportError(where, error),
+      () => this.settings.poolMetrics,
     );
   }
 

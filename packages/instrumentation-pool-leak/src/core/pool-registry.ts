@@ -1,7 +1,6 @@
 import type { Lease, LeasePool } from './lease';
-import type { PoolProbe } from './pool-probe';
+import { describedBy, elsewhereReader, gaugesOff, guardedStatsReader, type PoolProbe, type ProbeFaultReport } from './pool-probe';
 import { TrackedPool } from './tracked-pool';
-import type { PoolStats } from '../signals/metrics';
 
 /** Pools kept for metric collection before dead ones are pruned on the next new pool. */
 const PRUNE_POOLS_ABOVE = 64;
@@ -23,7 +22,13 @@ export class PoolRegistry {
    */
   private readonly poolCollected: FinalizationRegistry<LeasePool>;
 
-  constructor(onPoolGone: (pool: LeasePool) => void) {
+  constructor(
+    onPoolGone: (pool: LeasePool) => void,
+    /** Told once per pool whose probe threw or returned garbage (its gauges are then off). */
+    private readonly onProbeFault: ProbeFaultReport = () => {},
+    /** Where a probe's other failures go (once per place). */
+    private readonly onError: (where: string, error: unknown) => void = () => {},
+  ) {
     this.poolCollected = new FinalizationRegistry<LeasePool>((pool) => {
       this.observedPools.delete(pool);
       onPoolGone(pool);
@@ -44,13 +49,21 @@ export class PoolRegistry {
       const isTimeout = probe.isTimeout;
       const isExhausted = probe.isExhausted;
       const dbSystemOf = probe.dbSystemOf;
-      tracked = new TrackedPool<Lease>(
-        probe.describe(pool),
-        stats === undefined ? undefined : () => readStats(ref, stats),
+      // A describe that throws costs the pool its gauges, never its spans.
+      const [description, fault] = describedBy(probe, pool);
+      let created: LeasePool | undefined;
+      const self = (): LeasePool => created as LeasePool;
+      created = new TrackedPool<Lease>(
+        description,
+        stats === undefined ? undefined : guardedStatsReader(stats, ref, self, this.onProbeFault),
         isTimeout === undefined ? undefined : (error) => isTimeout(error),
         isExhausted === undefined ? undefined : (error) => isExhausted(error),
         dbSystemOf === undefined ? undefined : (connection) => dbSystemOf(connection),
       );
+      tracked = created;
+      if (fault !== undefined) gaugesOff(tracked, fault, this.onProbeFault);
+      const elsewhere = probe.reportedElsewhere;
+      if (elsewhere !== undefined) tracked.reportedElsewhere = elsewhereReader((poolObject: P) => elsewhere.call(probe, poolObject), ref, this.onError);
       this.pools.set(pool, tracked);
       this.poolCollected.register(pool, tracked);
       if (this.observedPools.size >= PRUNE_POOLS_ABOVE) this.pruneDeadPools();
@@ -77,9 +90,4 @@ export class PoolRegistry {
   private pruneDeadPools(): void {
     for (const [pool, ref] of this.observedPools) if (ref.deref() === undefined) this.observedPools.delete(pool);
   }
-}
-
-function readStats<P extends object>(ref: WeakRef<P>, stats: (pool: P) => PoolStats | undefined): PoolStats | undefined {
-  const pool = ref.deref();
-  return pool === undefined ? undefined : stats(pool);
 }

@@ -29,6 +29,8 @@ export interface PoolDescription {
   readonly maxConnections?: number | undefined;
 }
 
+const NOTHING_ELSEWHERE: ReadonlySet<string> = new Set();
+
 /** The holders of a pool as named at one millisecond, at one {@link TrackedPool.holdersVersion}. */
 export interface NamedHolders {
   readonly version: number;
@@ -85,6 +87,14 @@ export class TrackedPool<L = unknown> implements MeteredPool {
   holdersVersion = 0;
   /** The holders last named for this pool (see `pool-holders.ts`), reused while still true. */
   namedHolders: NamedHolders | undefined;
+  /**
+   * Why this pool's `db.client.connection.*` gauges are off: its probe threw or answered
+   * something that is no count (see `pool-probe.ts`). Undefined while they are on. Its spans and
+   * every other signal go on either way.
+   */
+  gaugesOffBecause: string | undefined;
+  /** The semconv pool instruments another instrumentation reports for this pool (see `pool-probe.ts`). */
+  reportedElsewhere: () => ReadonlySet<string> = () => NOTHING_ELSEWHERE;
 
   constructor(
     readonly description: PoolDescription,
@@ -110,8 +120,15 @@ export class TrackedPool<L = unknown> implements MeteredPool {
    */
   learnDbSystem(connection: object): string | undefined {
     this.awaitsServerDbSystem = false;
-    const learned = this.dbSystemOf?.(connection);
-    if (learned === undefined || learned === this.attributes[ATTR_DB_SYSTEM_NAME]) return undefined;
+    let learned: unknown;
+    try {
+      learned = this.dbSystemOf?.(connection);
+    } catch {
+      // A probe that cannot tell keeps the described system; the grant (and its span) goes on.
+      return undefined;
+    }
+    if (typeof learned !== 'string') return undefined;
+    if (learned === this.attributes[ATTR_DB_SYSTEM_NAME]) return undefined;
     this.attributes = spanAttributesOf(this.description, this.poolName, learned);
     return learned;
   }

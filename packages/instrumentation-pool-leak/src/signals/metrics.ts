@@ -19,6 +19,27 @@ export interface PoolStats {
   readonly max?: number | undefined;
 }
 
+/** The semconv pool instruments pool-leak reports; other instrumentations report some of them too. */
+export const POOL_INSTRUMENTS = [
+  'db.client.connection.count',
+  'db.client.connection.max',
+  'db.client.connection.pending_requests',
+  'db.client.connection.timeouts',
+  'db.client.connection.wait_time',
+  'db.client.connection.use_time',
+] as const;
+export type PoolInstrumentName = (typeof POOL_INSTRUMENTS)[number];
+
+/**
+ * Which semconv pool instruments pool-leak reports: `auto` leaves to another instrumentation
+ * those it already reports for a pool (one set of series per pool), `all` reports every one
+ * regardless, `own` none (only pool-leak's own `pool.*` counters).
+ */
+export const POOL_METRICS_MODES = ['auto', 'all', 'own'] as const;
+export type PoolMetricsMode = (typeof POOL_METRICS_MODES)[number];
+
+const NOTHING_ELSEWHERE: ReadonlySet<string> = new Set();
+
 /** A pool as the metrics see it: plain data and a reader of its counters (no lease, no span). */
 export interface MeteredPool {
   /** `db.client.connection.pool.name`. */
@@ -27,6 +48,42 @@ export interface MeteredPool {
   readonly maxConnections: number | undefined;
   /** The pool's own counters, or undefined once the pool object is gone or cannot tell. */
   readStats(): PoolStats | undefined;
+  /**
+   * The semconv pool instruments another instrumentation already reports for this pool (e.g.
+   * instrumentation-pg's gauges for a pg pool); asked until pool-leak reported the instrument
+   * for this pool once. Absent: none.
+   */
+  reportedElsewhere?(): ReadonlySet<string>;
+}
+
+/**
+ * Whether a gauge takes `value`: a count of connections or requests is a non-negative safe
+ * integer. Anything else (negative, NaN, `1e308`, a string) is a broken probe, not a reading.
+ */
+export function isGaugeCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+/**
+ * What is wrong with a probe's counters (`"pending -7"`, `"used \"5\" (string)"`), or undefined
+ * when every one is a count and `max` is a count, `Infinity` (unbounded) or absent.
+ */
+export function statsProblem(stats: unknown): string | undefined {
+  if (typeof stats !== 'object' || stats === null) return `${typeof stats} instead of counters`;
+  const counters = stats as Record<string, unknown>;
+  for (const name of ['idle', 'used', 'pending'] as const) {
+    const value = counters[name];
+    if (!isGaugeCount(value)) return `${name} ${describeValue(value)}`;
+  }
+  const max = counters['max'];
+  if (max === undefined || max === Number.POSITIVE_INFINITY || isGaugeCount(max)) return undefined;
+  return `max ${describeValue(max)}`;
+}
+
+function describeValue(value: unknown): string {
+  if (typeof value === 'number') return String(value);
+  if (typeof value === 'string') return `${JSON.stringify(value.slice(0, 40))} (string)`;
+  return `of type ${typeof value}`;
 }
 
 /** Semconv's suggested buckets for connection wait and use times, in seconds. */
@@ -34,11 +91,17 @@ const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10];
 /** The call-site value of metric points past the cardinality cap. */
 export const OVERFLOW_FUNCTION_NAME = '_OTHER';
 
-/** Attribute sets of one pool, built once per pool. */
+/** Attribute sets of one pool, built once per pool, and the instruments reported for it. */
 interface PoolMetricAttributes {
   readonly pool: Attributes;
   readonly idle: Attributes;
   readonly used: Attributes;
+  /**
+   * Instruments pool-leak has reported for this pool: they stay ours. The SDK (through 3.x) keeps
+   * exporting the last value of an observable series nobody observes any more, so handing a
+   * series over later would leave a frozen copy beside the other instrumentation's live one.
+   */
+  readonly ours: Set<PoolInstrumentName>;
 }
 
 /**
@@ -64,6 +127,8 @@ export class PoolMetrics {
     maxCallSites: number,
     /** Where a pool probe that throws is reported (once per place, by the caller). */
     private readonly reportError: (where: string, error: unknown) => void = () => {},
+    /** Read at every report: the configuration may change it (see {@link PoolMetricsMode}). */
+    private readonly mode: () => PoolMetricsMode = () => 'auto',
   ) {
     this.callSites = new CallSiteAttributes(maxCallSites);
     this.waitTime = meter.createHistogram('db.client.connection.wait_time', {
@@ -110,15 +175,37 @@ export class PoolMetrics {
   }
 
   recordWait(pool: MeteredPool, seconds: number): void {
-    this.waitTime.record(seconds, this.attributesOf(pool).pool);
+    const attributes = this.attributesOf(pool);
+    if (this.reports(pool, attributes, 'db.client.connection.wait_time')) this.waitTime.record(seconds, attributes.pool);
   }
 
   recordUse(pool: MeteredPool, seconds: number): void {
-    this.useTime.record(seconds, this.attributesOf(pool).pool);
+    const attributes = this.attributesOf(pool);
+    if (this.reports(pool, attributes, 'db.client.connection.use_time')) this.useTime.record(seconds, attributes.pool);
   }
 
   recordTimeout(pool: MeteredPool): void {
-    this.timeouts.add(1, this.attributesOf(pool).pool);
+    const attributes = this.attributesOf(pool);
+    if (this.reports(pool, attributes, 'db.client.connection.timeouts')) this.timeouts.add(1, attributes.pool);
+  }
+
+  /**
+   * Whether pool-leak reports `instrument` for `pool` now (see {@link PoolMetricsMode}): in
+   * `auto`, unless another instrumentation reported it for this pool first.
+   */
+  private reports(pool: MeteredPool, attributes: PoolMetricAttributes, instrument: PoolInstrumentName): boolean {
+    const mode = this.mode();
+    if (mode !== 'auto') return mode === 'all';
+    if (attributes.ours.has(instrument)) return true;
+    let elsewhere = NOTHING_ELSEWHERE;
+    try {
+      elsewhere = pool.reportedElsewhere?.() ?? NOTHING_ELSEWHERE;
+    } catch (error) {
+      this.reportError('reportedElsewhere', error);
+    }
+    if (elsewhere.has(instrument)) return false;
+    attributes.ours.add(instrument);
+    return true;
   }
 
   /** A lease passed the leak threshold; `stack` is the one captured at its checkout. */
@@ -141,13 +228,16 @@ export class PoolMetrics {
         this.reportError('poolStats', error);
         continue;
       }
-      if (stats === undefined) continue;
+      // Gauges take counts only; the core's reader already turned a pool with garbage off.
+      if (stats === undefined || statsProblem(stats) !== undefined) continue;
       const attributes = this.attributesOf(pool);
-      result.observe(this.count, stats.idle, attributes.idle);
-      result.observe(this.count, stats.used, attributes.used);
-      result.observe(this.pending, stats.pending, attributes.pool);
+      if (this.reports(pool, attributes, 'db.client.connection.count')) {
+        result.observe(this.count, stats.idle, attributes.idle);
+        result.observe(this.count, stats.used, attributes.used);
+      }
+      if (this.reports(pool, attributes, 'db.client.connection.pending_requests')) result.observe(this.pending, stats.pending, attributes.pool);
       const max = stats.max ?? pool.maxConnections;
-      if (max !== undefined && Number.isFinite(max)) result.observe(this.max, max, attributes.pool);
+      if (isGaugeCount(max) && this.reports(pool, attributes, 'db.client.connection.max')) result.observe(this.max, max, attributes.pool);
     }
   }
 
@@ -159,6 +249,7 @@ export class PoolMetrics {
         pool: name,
         idle: { ...name, [ATTR_DB_CLIENT_CONNECTION_STATE]: 'idle' },
         used: { ...name, [ATTR_DB_CLIENT_CONNECTION_STATE]: 'used' },
+        ours: new Set(),
       };
       this.attributesByPool.set(pool, attributes);
     }
