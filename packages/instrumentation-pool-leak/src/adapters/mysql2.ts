@@ -6,7 +6,9 @@
 import { context } from '@opentelemetry/api';
 import { DB_SYSTEM_NAME_VALUE_MARIADB, DB_SYSTEM_NAME_VALUE_MYSQL } from '@opentelemetry/semantic-conventions';
 import { defineAdapter, hookWhereDefined, leasedCallback, type AdapterCore, type Method } from './kit/kit';
+import { mysqlTransactionStatus } from './kit/server-status';
 import type {
+  Mysql2Command,
   Mysql2Class,
   Mysql2Connection,
   Mysql2GetConnectionCallback,
@@ -222,8 +224,25 @@ function wrapStatement(original: Mysql2Connection['query'], core: () => AdapterC
 
 function settleOnEnd(lease: Lease, command: unknown): void {
   const once = (command as { once?: unknown } | null | undefined)?.once;
-  if (typeof once === 'function') once.call(command, 'end', lease.settler);
+  if (typeof once === 'function') once.call(command, 'end', () => settleCommand(lease, command as Mysql2Command));
   else lease.statementSettled();
+}
+
+/**
+ * What the command's answer says, read at its `end`: a command that produced no result was
+ * answered with an error packet (failed); otherwise an OK packet as its last result carries the
+ * server's status flags, whose in-transaction bit is the server's own word. A result set keeps
+ * no flags in mysql2: the state is then told from the statement.
+ */
+function settleCommand(lease: Lease, command: Mysql2Command): void {
+  const results = command._rows;
+  if (!Array.isArray(results)) {
+    lease.statementSettled();
+    return;
+  }
+  const last: unknown = results[results.length - 1];
+  if (last === undefined) lease.statementSettled(true);
+  else lease.statementSettled(false, mysqlTransactionStatus((last as { serverStatus?: unknown } | null)?.serverStatus));
 }
 
 function wrapRelease(original: Mysql2PoolConnection['release'], core: () => AdapterCore, state: Mysql2State): Mysql2PoolConnection['release'] {
