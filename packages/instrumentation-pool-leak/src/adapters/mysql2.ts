@@ -4,9 +4,9 @@
 // that check out and release on the application's behalf — and a connection can be released,
 // destroyed or ended, each read differently. One file keeps mysql2's rules in one place.
 import { context } from '@opentelemetry/api';
-import { DB_SYSTEM_NAME_VALUE_MARIADB, DB_SYSTEM_NAME_VALUE_MYSQL } from '@opentelemetry/semantic-conventions';
+import { DB_SYSTEM_NAME_VALUE_MYSQL } from '@opentelemetry/semantic-conventions';
 import { defineAdapter, hookWhereDefined, leasedCallback, type AdapterCore, type Method } from './kit/kit';
-import { mysqlTransactionStatus } from './kit/server-status';
+import { mysql2ServerDbSystem, mysqlTransactionStatus } from './kit/server-status';
 import type {
   Mysql2Command,
   Mysql2Class,
@@ -126,16 +126,10 @@ function mysql2PoolProbe(state: Mysql2State): PoolProbe<Mysql2Pool> {
   // mysql2 has no acquire timeout (a waiter waits until served or the pool ends), so no
   // isTimeout; exhaustion is the immediate rejection of a request that cannot queue.
   isExhausted: (error) => error instanceof Error && (error.message === QUEUE_LIMIT_REACHED || error.message === NO_CONNECTIONS_AVAILABLE),
-  dbSystemOf: (connection) => serverDbSystem(connection as Mysql2PoolConnection),
+  dbSystemOf: mysql2ServerDbSystem,
   };
 }
 
-/** `mariadb` when the server's greeting says so (`10.11.6-MariaDB-…`), else `mysql`. */
-function serverDbSystem(connection: Mysql2PoolConnection): string | undefined {
-  const version = connection._handshakePacket?.serverVersion;
-  if (typeof version !== 'string') return undefined;
-  return /mariadb/i.test(version) ? DB_SYSTEM_NAME_VALUE_MARIADB : DB_SYSTEM_NAME_VALUE_MYSQL;
-}
 
 /**
  * mysql2 does not export its PoolNamespace class; an empty cluster (no pools, no sockets, no

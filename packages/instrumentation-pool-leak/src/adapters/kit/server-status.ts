@@ -1,3 +1,6 @@
+// What drivers keep of the server's own word about a connection, read for the core: its
+// transaction status (pg's ReadyForQuery, MySQL/MariaDB status flags) and which server it is.
+import { DB_SYSTEM_NAME_VALUE_MARIADB, DB_SYSTEM_NAME_VALUE_MYSQL } from '@opentelemetry/semantic-conventions';
 import type { ServerTransactionStatus } from '../../core';
 
 /** `SERVER_STATUS_IN_TRANS` of the MySQL/MariaDB protocol's status flags (OK and EOF packets). */
@@ -22,4 +25,15 @@ export function pgTransactionStatus(client: unknown): ServerTransactionStatus | 
 export function mysqlTransactionStatus(flags: unknown): ServerTransactionStatus | undefined {
   if (typeof flags !== 'number') return undefined;
   return (flags & SERVER_STATUS_IN_TRANS) !== 0 ? 'in_transaction' : 'idle';
+}
+
+/**
+ * `mariadb` when a mysql2 connection's server greeting says so (`10.11.6-MariaDB-…`), `mysql`
+ * for another greeting, undefined for anything that is not a mysql2 connection (a pg Client
+ * lent by tarn): the pool keeps the system it was described with.
+ */
+export function mysql2ServerDbSystem(connection: object): string | undefined {
+  const version = (connection as { _handshakePacket?: { serverVersion?: unknown } | null })._handshakePacket?.serverVersion;
+  if (typeof version !== 'string') return undefined;
+  return /mariadb/i.test(version) ? DB_SYSTEM_NAME_VALUE_MARIADB : DB_SYSTEM_NAME_VALUE_MYSQL;
 }
