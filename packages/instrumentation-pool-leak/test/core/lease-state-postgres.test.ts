@@ -21,6 +21,7 @@ const tracing = setupTracing({ leakThresholdMs: THRESHOLD_MS });
 const pg = loadPg();
 const postgres = createRequire(import.meta.url)('postgres') as typeof PostgresModule;
 const knex = requireLibrary<typeof import('knex').knex>('knex');
+const nodePostgres = requireLibrary<typeof import('drizzle-orm/node-postgres')>('drizzle-orm/node-postgres');
 
 /** `pg_stat_activity.state` → the `pool.lease.state` that names the same thing. */
 const FROM_PG_STAT_ACTIVITY: Readonly<Record<string, string>> = {
@@ -141,6 +142,24 @@ describe('pg-pool: the state agrees with pg_stat_activity', () => {
     client.release(true);
     await small.end();
     expect(failure?.poolHolders).toEqual([expect.stringMatching(/ held \d+ ms — idle \d+ ms in transaction \(aborted\), last SELECT$/)]);
+  });
+});
+
+describe('drizzle-orm transaction() with a bad isolation level (its BEGIN runs before its try/finally)', () => {
+  it('leaks the client, reported idle as pg_stat_activity says, not in a transaction', async () => {
+    const applicationName = 'lease-state drizzle';
+    const pool = new pg.Pool({ ...postgresConfig(), max: 1, application_name: applicationName });
+    const db = nodePostgres.drizzle({ client: pool });
+    const outcome = await db.transaction(async () => 'unreached', { isolationLevel: 'nonsense' as 'serializable' }).then(
+      () => 'resolved',
+      (error: unknown) => (error as Error).message,
+    );
+    expect(outcome).toMatch(/^Failed query: begin isolation level nonsense/);
+    const reported = await reportedState('pg-pool');
+    const server = await serverStateWhere('application_name = $1', applicationName);
+    expect({ reported, server }).toEqual({ reported: 'idle', server: 'idle' });
+    // The client drizzle never released: closed with the pool's sockets.
+    await Promise.race([pool.end(), sleep(500)]);
   });
 });
 
