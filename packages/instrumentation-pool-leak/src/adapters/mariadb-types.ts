@@ -36,6 +36,8 @@ export interface MariaDbPoolOptions {
  */
 export interface MariaDbConnection {
   isValid(): boolean;
+  /** The connector's connection information; `status` holds the status flags of the last OK/EOF packet. */
+  readonly info?: { readonly status?: unknown };
   query(cmdParam: MariaDbCommandParam, resolve: MariaDbSettle, reject: MariaDbSettle): unknown;
   prepareExecute(cmdParam: MariaDbCommandParam, resolve: MariaDbSettle, reject: MariaDbSettle): unknown;
   batch(cmdParam: MariaDbCommandParam, resolve: MariaDbSettle, reject: MariaDbSettle): unknown;

@@ -9,6 +9,7 @@ import { context, diag } from '@opentelemetry/api';
 import { DB_SYSTEM_NAME_VALUE_MARIADB } from '@opentelemetry/semantic-conventions';
 import type { Patcher } from './kit/adapter';
 import { defineAdapter, leasedCallback, type AdapterCore, type MethodHook } from './kit/kit';
+import { mysqlTransactionStatus } from './kit/server-status';
 import type {
   MariaDbCallbackGetConnection,
   MariaDbCommandParam,
@@ -281,8 +282,8 @@ function wrapStatement(original: StatementMethod, core: () => AdapterCore): Stat
     if (lease === undefined || !lease.isHeld) return Reflect.apply(original, this, arguments) as ReturnType<StatementMethod>;
     if (!lease.statementIssued(statement, cmdParam)) return Reflect.apply(original, this, arguments) as ReturnType<StatementMethod>;
     const active = context.active();
-    const settle = settleOnce(lease);
-    return original.call(this, cmdParam, context.bind(active, settling(settle, resolve)), context.bind(active, settling(settle, reject)));
+    const settle = settleOnce(lease, this);
+    return original.call(this, cmdParam, context.bind(active, settling(settle, resolve, false)), context.bind(active, settling(settle, reject, true)));
   };
 }
 
@@ -295,7 +296,7 @@ function wrapQueryCommand(original: QueryCommand, core: () => AdapterCore): Quer
     }
     const callback = cmdParam?.callback;
     if (typeof callback === 'function') {
-      cmdParam.callback = settling(settleOnce(lease), callback as MariaDbSettle);
+      cmdParam.callback = settling(settleOnce(lease, connection), callback as MariaDbSettle);
       bindCommandCallback(cmdParam);
       return Reflect.apply(original, this, arguments) as ReturnType<QueryCommand>;
     }
@@ -308,21 +309,30 @@ function wrapQueryCommand(original: QueryCommand, core: () => AdapterCore): Quer
   };
 }
 
-/** Settles the statement the first time either of its answers is called. */
-function settleOnce(lease: Lease): () => void {
+/**
+ * Settles the statement the first time either of its answers is called. An answer that is no
+ * error carries the server's transaction status: the connector has just read it from the OK or
+ * EOF packet into `info.status`. After an error the connector sets the in-transaction flag
+ * itself (so that it never skips a needed ROLLBACK): that is no word from the server, and is
+ * not read.
+ */
+function settleOnce(lease: Lease, connection: MariaDbConnection): (failed: boolean) => void {
   let settled = false;
-  return () => {
+  return (failed) => {
     if (settled) return;
     settled = true;
-    lease.statementSettled();
+    lease.statementSettled(failed, failed ? undefined : mysqlTransactionStatus(connection.info?.status));
   };
 }
 
-/** The connector's answer (resolve, reject or the callback), after the lease notes the statement settled. */
-function settling(settle: () => void, answer: MariaDbSettle): MariaDbSettle {
+/**
+ * The connector's answer (resolve, reject or the callback), after the lease notes the statement
+ * settled. `failed`: this is the reject; undefined for a Node-style callback, told by its error.
+ */
+function settling(settle: (failed: boolean) => void, answer: MariaDbSettle, failed?: boolean): MariaDbSettle {
   if (typeof answer !== 'function') return answer;
-  return function settled(this: unknown) {
-    settle();
+  return function settled(this: unknown, error?: unknown) {
+    settle(failed ?? (error !== null && error !== undefined));
     return Reflect.apply(answer, this, arguments) as void;
   };
 }

@@ -43,6 +43,14 @@ export interface Mysql2Connection {
   execute(...args: unknown[]): unknown;
 }
 
+/**
+ * A `Query` or `Execute` command as `query()`/`execute()` return it. `_rows` holds one entry per
+ * result: a row array, or the parsed OK packet (`ResultSetHeader`, with the status flags).
+ */
+export interface Mysql2Command {
+  readonly _rows?: unknown;
+}
+
 /** A connection handed out by a pool. */
 export interface Mysql2PoolConnection extends Mysql2Connection {
   readonly config: Mysql2ConnectionConfig;

@@ -4,9 +4,11 @@
 // that check out and release on the application's behalf — and a connection can be released,
 // destroyed or ended, each read differently. One file keeps mysql2's rules in one place.
 import { context } from '@opentelemetry/api';
-import { DB_SYSTEM_NAME_VALUE_MARIADB, DB_SYSTEM_NAME_VALUE_MYSQL } from '@opentelemetry/semantic-conventions';
+import { DB_SYSTEM_NAME_VALUE_MYSQL } from '@opentelemetry/semantic-conventions';
 import { defineAdapter, hookWhereDefined, leasedCallback, type AdapterCore, type Method } from './kit/kit';
+import { mysql2ServerDbSystem, mysqlTransactionStatus } from './kit/server-status';
 import type {
+  Mysql2Command,
   Mysql2Class,
   Mysql2Connection,
   Mysql2GetConnectionCallback,
@@ -125,16 +127,10 @@ function mysql2PoolProbe(state: Mysql2State): PoolProbe<Mysql2Pool> {
   // mysql2 has no acquire timeout (a waiter waits until served or the pool ends), so no
   // isTimeout; exhaustion is the immediate rejection of a request that cannot queue.
   isExhausted: (error) => error instanceof Error && (error.message === QUEUE_LIMIT_REACHED || error.message === NO_CONNECTIONS_AVAILABLE),
-  dbSystemOf: (connection) => serverDbSystem(connection as Mysql2PoolConnection),
+  dbSystemOf: mysql2ServerDbSystem,
   };
 }
 
-/** `mariadb` when the server's greeting says so (`10.11.6-MariaDB-…`), else `mysql`. */
-function serverDbSystem(connection: Mysql2PoolConnection): string | undefined {
-  const version = connection._handshakePacket?.serverVersion;
-  if (typeof version !== 'string') return undefined;
-  return /mariadb/i.test(version) ? DB_SYSTEM_NAME_VALUE_MARIADB : DB_SYSTEM_NAME_VALUE_MYSQL;
-}
 
 /**
  * mysql2 does not export its PoolNamespace class; an empty cluster (no pools, no sockets, no
@@ -223,8 +219,25 @@ function wrapStatement(original: Mysql2Connection['query'], core: () => AdapterC
 
 function settleOnEnd(lease: Lease, command: unknown): void {
   const once = (command as { once?: unknown } | null | undefined)?.once;
-  if (typeof once === 'function') once.call(command, 'end', lease.settler);
+  if (typeof once === 'function') once.call(command, 'end', () => settleCommand(lease, command as Mysql2Command));
   else lease.statementSettled();
+}
+
+/**
+ * What the command's answer says, read at its `end`: a command that produced no result was
+ * answered with an error packet (failed); otherwise an OK packet as its last result carries the
+ * server's status flags, whose in-transaction bit is the server's own word. A result set keeps
+ * no flags in mysql2: the state is then told from the statement.
+ */
+function settleCommand(lease: Lease, command: Mysql2Command): void {
+  const results = command._rows;
+  if (!Array.isArray(results)) {
+    lease.statementSettled();
+    return;
+  }
+  const last: unknown = results[results.length - 1];
+  if (last === undefined) lease.statementSettled(true);
+  else lease.statementSettled(false, mysqlTransactionStatus((last as { serverStatus?: unknown } | null)?.serverStatus));
 }
 
 function wrapRelease(original: Mysql2PoolConnection['release'], core: () => AdapterCore, state: Mysql2State): Mysql2PoolConnection['release'] {

@@ -1,6 +1,7 @@
 import { context } from '@opentelemetry/api';
 import { DB_SYSTEM_NAME_VALUE_POSTGRESQL } from '@opentelemetry/semantic-conventions';
 import { serverOfConnectionString } from './kit/connection-string';
+import { pgTransactionStatus } from './kit/server-status';
 import {
   acquiring,
   defineAdapter,
@@ -92,6 +93,8 @@ function wrapQuery(original: PgClient['query'], core: () => AdapterCore): PgClie
   return function query(this: PgClient) {
     const statement: unknown = arguments[0];
     const lease = core().statementIssued(this, query, statement);
+    // pg keeps the server's transaction status from each ReadyForQuery: read when the lease is reported.
+    lease?.readsServerStatusWith(pgTransactionStatus);
     const last = arguments.length - 1;
     const callback: unknown = arguments[last];
     if (last >= 1 && typeof callback === 'function') {

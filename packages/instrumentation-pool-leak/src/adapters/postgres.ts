@@ -110,7 +110,8 @@ export const postgresAdapter = defineAdapter(({ core, patcher }) => {
     if (owner === undefined || query.cursorRows !== undefined) return;
     if ('lease' in owner) {
       const lease = core().statementIssued(owner.held, boundary, query.strings[0]);
-      if (lease !== undefined) onSettle(query, lease.settler);
+      // postgres.js keeps no ReadyForQuery status: the core tells the state from the statement and its outcome.
+      if (lease !== undefined) onSettle(query, (_error, failed) => lease.statementSettled(failed));
       return;
     }
     if (insideBegin > 0) return;

@@ -1,5 +1,6 @@
 import { knexHooks } from './orm/knex';
 import { acquiring, defineAdapter, followPromise, releasing } from './kit/kit';
+import { mysql2ServerDbSystem } from './kit/server-status';
 import type { TarnModule, TarnPendingOperation, TarnPool } from './tarn-types';
 import type { Lease, PoolDescription, PoolProbe } from '../core';
 
@@ -11,7 +12,8 @@ const SUPPORTED_VERSIONS = ['>=3.0.0 <4'];
  * validates and destroys resources itself). The granted resource is the driver's connection (a
  * `pg.Client` under knex), so statements that pg-pool's adapter sees on it are matched to the
  * lease. A tarn pool has no name and no server of its own: the pool name is the library name,
- * except for pools knex created, which knex describes (`adapters/knex.ts`).
+ * except for pools knex created, which knex describes (`adapters/orm/knex.ts`); a mysql2
+ * connection's greeting then says whether the server is MySQL or MariaDB.
  *
  * tarn answers a release with a boolean: true if it lent the resource and took it back. The lease
  * is settled after that answer, which is safe because tarn never lends the resource again inside
@@ -49,6 +51,8 @@ function tarnProbe(
     },
     stats: (pool) => ({ idle: pool.numFree(), used: pool.numUsed(), pending: pool.numPendingAcquires(), max: pool.max }),
     isTimeout: (error) => error instanceof Error && timeoutErrorClasses.has(error.constructor),
+    // knex's mysql2 client talks to MySQL and MariaDB alike: the server's greeting tells them apart.
+    dbSystemOf: mysql2ServerDbSystem,
   };
 }
 

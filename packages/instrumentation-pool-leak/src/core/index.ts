@@ -5,5 +5,6 @@
 export type { CapturedStack } from '../call-site/stack';
 export type { Lease } from './lease';
 export type { LeaseCore } from './lease-core';
+export type { ServerStatusReader, ServerTransactionStatus } from './lease-state';
 export type { PoolProbe, ReleasePolicy } from './pool-probe';
 export type { PoolDescription } from './tracked-pool';

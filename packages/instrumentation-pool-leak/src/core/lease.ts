@@ -3,7 +3,7 @@ import { classifyCheckin, misplacedCheckinEvent, type MisplacedCheckin } from '.
 import { foreignTraceAt, foreignUseAttributes, linkActiveSpanTo } from './foreign-use';
 import { invalidReleaseAttributes, type InvalidReleaseReason } from './invalid-release';
 import { attachPoolHolders } from '../signals/error-holders';
-import { leaseStateAttributes, StatementActivity, type LeaseStateSnapshot } from './lease-state';
+import { leaseStateAttributes, StatementActivity, type LeaseStateSnapshot, type ServerStatusReader, type ServerTransactionStatus } from './lease-state';
 import { exhaustedPoolAttributes, poolHolders } from './pool-holders';
 import {
   ATTR_POOL_CHECKIN_DESTROYED,
@@ -217,7 +217,7 @@ export class Lease extends LeaseLifecycle {
   statementIssued(boundary: Function, statement?: unknown): boolean {
     if (!this.isHeld) return false;
     try {
-      (this.activity ??= new StatementActivity()).issued(statement, performance.now());
+      this.statementActivity().issued(statement, performance.now());
       this.pool.holdersVersion++;
     } catch (error) {
       this.host.reportError('statementIssued', error);
@@ -226,12 +226,20 @@ export class Lease extends LeaseLifecycle {
     return true;
   }
 
-  /** The statement announced by {@link Lease.statementIssued} finished, with a result or an error. */
-  statementSettled(): void {
+  /**
+   * The statement announced by {@link Lease.statementIssued} finished: `failed` when it was
+   * answered with an error; `status` when the answer carried the server's transaction status.
+   */
+  statementSettled(failed = false, status?: ServerTransactionStatus): void {
     if (this.isHeld && this.activity !== undefined) {
-      this.activity.settled(performance.now());
+      this.activity.settled(performance.now(), failed, status);
       this.pool.holdersVersion++;
     }
+  }
+
+  /** The driver keeps the server's transaction status of this lease's connection: `reader` reads it at each report. */
+  readsServerStatusWith(reader: ServerStatusReader): void {
+    if (this.isHeld) this.statementActivity().readStatusWith(reader);
   }
 
   /** {@link Lease.statementSettled} as a listener (a statement's `end` event), made once per lease. */
@@ -242,7 +250,7 @@ export class Lease extends LeaseLifecycle {
   /** For a library whose transaction API opens a transaction without SQL text through a hooked method. */
   transactionBegan(): void {
     if (!this.isHeld) return;
-    (this.activity ??= new StatementActivity()).transactionBegan();
+    this.statementActivity().transactionBegan();
     this.pool.holdersVersion++;
   }
 
@@ -255,7 +263,12 @@ export class Lease extends LeaseLifecycle {
 
   /** What the held connection is doing now: busy, idle, or idle in a transaction. */
   activityAt(now = performance.now()): LeaseStateSnapshot {
-    return (this.activity ?? NO_STATEMENTS).snapshot(now, this.grantedAt);
+    return (this.activity ?? NO_STATEMENTS).snapshot(now, this.grantedAt, this.connection);
+  }
+
+  /** Made at the first statement: the server's system decides what a failed statement does to a transaction. */
+  private statementActivity(): StatementActivity {
+    return (this.activity ??= new StatementActivity(this.pool.description.dbSystem));
   }
 
   private checkStatementContext(owner: string, boundary: Function): void {
@@ -274,15 +287,17 @@ export class Lease extends LeaseLifecycle {
   }
 
   /**
-   * Ends a still-open lease because the tracer provider shuts down, so it gets exported; or, with
+   * Ends a still-open lease because the tracer provider shuts down, so it gets exported (its
+   * status says whether the lease was still open or the checkout still waiting); or, with
    * another `reason`, because the instrumentation was disabled or the pool is gone. A later
    * grant or release of it is then the lease's own, late, and not reported.
    */
-  endAtShutdown(reason = 'lease still open at tracer provider shutdown'): void {
+  endAtShutdown(reason?: string): void {
     if (!this.isOpen) return;
     this.markEndedByShutdown();
     try {
       const now = performance.now();
+      reason ??= this.isHeld ? 'lease still open at tracer provider shutdown' : 'checkout still waiting at shutdown';
       if (this.isHeld) {
         this.writeDeferredEvents();
         this.span.setAttribute(ATTR_POOL_HELD_MS, now - this.grantedAt);

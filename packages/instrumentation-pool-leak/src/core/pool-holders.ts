@@ -56,7 +56,7 @@ export function exhaustedPoolAttributes(pool: TrackedPool, holders: readonly str
 /**
  * `"<call path> held <N> ms — <state>[, last <summary>]"`, from the stack captured at checkout
  * (two callers of one helper are told apart by the frames after the helper's) and the lease's
- * statements: `busy <N> ms`, `idle <N> ms` or `idle <N> ms in transaction`.
+ * statements: `busy <N> ms`, `idle <N> ms`, `idle <N> ms in transaction` or `idle <N> ms in transaction (aborted)`.
  */
 export function describeHolder(lease: Holder, now: number): string {
   const heldMs = Math.round(lease.heldMs(now));

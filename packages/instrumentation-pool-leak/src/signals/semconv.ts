@@ -50,7 +50,7 @@ export const ATTR_POOL_USE_STACKTRACE = 'pool.use.stacktrace';
 export const ATTR_POOL_USE_TRACE_ID = 'pool.use.trace_id';
 export const ATTR_POOL_USE_SPAN_ID = 'pool.use.span_id';
 
-/** What a held connection is doing when reported: `busy` | `idle` | `idle_in_transaction`. */
+/** What a held connection is doing when reported: `busy` | `idle` | `idle_in_transaction` | `idle_in_transaction_aborted`. */
 export const ATTR_POOL_LEASE_STATE = 'pool.lease.state';
 /** Milliseconds since the last statement on the held connection settled (since the grant if none); 0 while busy. */
 export const ATTR_POOL_LEASE_IDLE_MS = 'pool.lease.idle_ms';

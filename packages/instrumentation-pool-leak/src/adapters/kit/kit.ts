@@ -215,10 +215,10 @@ export function leasedCallback<Resource, Rest extends unknown[]>(
   };
 }
 
-/** A statement's callback, after the lease notes that the statement settled. */
+/** A statement's Node-style callback, after the lease notes that the statement settled (failed when given an error). */
 export function settlingCallback<This, Args extends unknown[], Result>(lease: Lease, callback: Method<This, Args, Result>): Method<This, Args, Result> {
   return function settled(this: This, ...args: Args): Result {
-    lease.statementSettled();
+    lease.statementSettled(args[0] !== null && args[0] !== undefined);
     return callback.apply(this, args);
   };
 }
@@ -238,7 +238,7 @@ export function settleOnPromise<Result>(lease: Lease, result: Result): Result {
       return value;
     },
     (error: unknown) => {
-      lease.statementSettled();
+      lease.statementSettled(true);
       throw error;
     },
   ) as Result;
