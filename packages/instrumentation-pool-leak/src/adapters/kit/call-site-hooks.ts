@@ -1,7 +1,8 @@
+import { context } from '@opentelemetry/api';
 import type { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
 import type { PoolLibrary } from '../libraries';
 import type { AdapterContext } from './adapter';
-import { reportFrom, type AdapterCore, type Method } from './kit';
+import { hookWhereDefined, reportFrom, type AdapterCore, type Method, type MethodHook } from './kit';
 import type { CapturedStack } from '../../core';
 
 /**
@@ -77,20 +78,40 @@ export function runningWithCallSite<This, Args extends unknown[], Result>(
 }
 
 /**
+ * Which arguments of a carried call are the application's callbacks, to run on the caller's
+ * side: every function (`'all'`), none (finders whose function arguments are entity classes,
+ * which must stay themselves), or only the last argument (a transaction's body after model
+ * classes).
+ */
+export type CallbackArguments = 'all' | 'none' | 'last';
+
+/**
  * A method the application calls that makes its checkout only later, after awaits inside the
- * library (Prisma's `$transaction`, knex's `batchInsert`): runs it with the caller's call site,
- * captured now while the application's frames are live. Function arguments run on the
- * caller's side, as in {@link runningWithCallSite}.
+ * library (Prisma's `$transaction`, knex's `batchInsert`, an ORM's finders): runs it with the
+ * caller's call site, captured now while the application's frames are live — whether the
+ * application awaits the call or returns its promise. Function arguments run on the caller's
+ * side, as in {@link runningWithCallSite}. Inside an execution that already carries a call
+ * site (the library calling its own entry points: `findOne` → `findAll` → `query`) nothing is
+ * captured: the checkout belongs to the outer call, and the capture is paid once per call.
  */
 export function carryingCaller<This, Args extends unknown[], Result>(
   original: Method<This, Args, Result>,
   core: () => AdapterCore,
+  callbacks: CallbackArguments = 'all',
 ): Method<This, Args, Result> {
   return function callWithCallSite(this: This, ...args: Args): Result {
-    return runCarried(core, original, this, args, (leaseCore) => {
-      const site = leaseCore.captureCallSite(callWithCallSite);
-      return site?.callSite !== undefined ? site : undefined;
-    });
+    return runCarried(
+      core,
+      original,
+      this,
+      args,
+      (leaseCore) => {
+        if (leaseCore.callSites.current(context.active()) !== undefined) return undefined;
+        const site = leaseCore.captureCallSite(callWithCallSite);
+        return site?.callSite !== undefined ? site : undefined;
+      },
+      callbacks,
+    );
   };
 }
 
@@ -105,6 +126,7 @@ function runCarried<This, Args extends unknown[], Result>(
   self: This,
   args: Args,
   siteFor: (leaseCore: AdapterCore) => CapturedStack | undefined,
+  callbacks: CallbackArguments = 'all',
 ): Result {
   let carried: { run: () => Result } | undefined;
   try {
@@ -112,7 +134,10 @@ function runCarried<This, Args extends unknown[], Result>(
     const site = siteFor(leaseCore);
     if (site !== undefined) {
       const callSites = leaseCore.callSites;
-      const callerArgs = args.map((arg) => (typeof arg === 'function' ? callSites.callerSide(arg as () => unknown) : arg)) as Args;
+      const last = args.length - 1;
+      const callerArgs = args.map((arg, index) =>
+        typeof arg === 'function' && (callbacks === 'all' || (callbacks === 'last' && index === last)) ? callSites.callerSide(arg as () => unknown) : arg,
+      ) as Args;
       carried = { run: () => callSites.run(site, () => original.apply(self, callerArgs)) };
     }
   } catch (error) {
@@ -185,5 +210,23 @@ export class ThenReadHooks {
   static isPatched(prototype: object): boolean {
     const getter = Object.getOwnPropertyDescriptor(prototype, 'then')?.get as ThenAccessor | undefined;
     return getter?.[REPLACED] !== undefined;
+  }
+}
+
+/**
+ * Wraps each of `names` that `target` has (own or inherited: wrapped where it is defined) with
+ * {@link carryingCaller}: an ORM's public entry points, whose checkouts come after its awaits.
+ */
+export function carryingEntryPoints(
+  hook: MethodHook,
+  target: object,
+  names: readonly string[],
+  core: () => AdapterCore,
+  callbacks: CallbackArguments,
+): void {
+  const methods = target as Record<string, unknown>;
+  for (const name of names) {
+    if (typeof methods[name] !== 'function') continue;
+    hookWhereDefined(hook, methods, name, (original) => carryingCaller(original as Method<unknown, unknown[], unknown>, core, callbacks));
   }
 }
