@@ -37,6 +37,8 @@ export interface OrmServices<Db> {
   getUsers(db: Db): PromiseLike<unknown>;
   /** `return <transaction through the ORM's API>`, not async: `// line:<its name>`. */
   transferFunds(db: Db): PromiseLike<unknown>;
+  /** More service functions of the same kind (other finders, writes), each `// line:<its name>`. */
+  others?: readonly ((db: Db) => PromiseLike<unknown>)[];
   /** `return await service(db)`: `// line:controller`. */
   controller(db: Db, service: (db: Db) => PromiseLike<unknown>): Promise<unknown>;
   /**
@@ -150,7 +152,7 @@ export function ormCallSiteSuite<Db>(options: OrmSuiteOptions<Db>): void {
 
   const services = options.services;
   if (services === undefined) return;
-  const { getUsers, transferFunds, controller, directCheckout } = services;
+  const { getUsers, transferFunds, controller, directCheckout, others = [] } = services;
   // Named after the functions given, so a file can run the scenarios on other ORM calls too.
   const GET_USERS = frame(getUsers.name);
   const TRANSFER_FUNDS = frame(transferFunds.name);
@@ -166,6 +168,14 @@ export function ormCallSiteSuite<Db>(options: OrmSuiteOptions<Db>): void {
     expectCallSite(span, TRANSFER_FUNDS);
     expectCallPath(span, [TRANSFER_FUNDS, CONTROLLER]);
   });
+
+  for (const service of others) {
+    it(`service style: ${service.name} returns its ORM call to an awaiting controller: code.* names ${service.name} and its line`, async () => {
+      const span = await checkoutOfRequest(`RUN /service/${service.name}`, (db) => controller(db, service));
+      expectCallSite(span, frame(service.name));
+      expectCallPath(span, [frame(service.name), CONTROLLER]);
+    });
+  }
 
   if (directCheckout !== undefined) {
     it('an entry-point capture stays with its call: a later checkout of another function names that function', async () => {
