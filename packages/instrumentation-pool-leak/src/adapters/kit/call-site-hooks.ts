@@ -4,6 +4,7 @@ import type { PoolLibrary } from '../libraries';
 import type { AdapterContext } from './adapter';
 import { hookWhereDefined, reportFrom, type AdapterCore, type Method, type MethodHook } from './kit';
 import type { CapturedStack } from '../../core';
+import type { FreshBuilds } from './fresh-builds';
 
 /**
  * Wrappers for call-site hooks on query builders and ORMs: each library's hook only says which
@@ -29,13 +30,45 @@ export function rememberingCaller<This, Args extends unknown[], Result>(
   core: () => AdapterCore,
   /** True where the built object never checks out (knex builders of a transaction's client). */
   skip?: (self: This) => boolean,
+  /** Where the library's `then` reader must keep this call site if read in the same run. */
+  fresh?: FreshBuilds,
 ): Method<This, Args, Result> {
   return function buildWithCallSite(this: This, ...args: Args): Result {
     const built = original.apply(this, args);
     try {
-      if (skip?.(this) !== true) core().callSites.remember(built, buildWithCallSite);
+      if (skip?.(this) !== true) {
+        core().callSites.remember(built, buildWithCallSite);
+        fresh?.add(built);
+      }
     } catch (error) {
       reportFrom(core, 'remember call site', error);
+    }
+    return built;
+  };
+}
+
+/**
+ * A builder method that makes the query object from `this` (Drizzle's `select()` → `from()`,
+ * `insert()` → `values()`): the object takes the call site `this` was built at, without a
+ * capture of its own (one capture per ORM call, at its entry point).
+ */
+export function passingCallSite<This, Args extends unknown[], Result>(
+  original: Method<This, Args, Result>,
+  core: () => AdapterCore,
+  fresh?: FreshBuilds,
+): Method<This, Args, Result> {
+  return function passCallSite(this: This, ...args: Args): Result {
+    const built = original.apply(this, args);
+    try {
+      const callSites = core().callSites;
+      const site = callSites.siteOf(this);
+      if (site !== undefined) {
+        // Inside a carried run, remember() takes the carried site and captures nothing.
+        callSites.runSynchronously(site, () => callSites.remember(built, passCallSite));
+        if (fresh?.has(this as object) === true) fresh.add(built);
+      }
+    } catch (error) {
+      reportFrom(core, 'pass call site', error);
     }
     return built;
   };
@@ -164,7 +197,14 @@ type ThenAccessor = (() => unknown) & { [REPLACED]?: PropertyDescriptor };
 export class ThenReadHooks {
   private readonly replaced = new Map<object, PropertyDescriptor>();
 
-  constructor(private readonly core: () => AdapterCore) {}
+  /**
+   * @param fresh queries whose call site was taken where they were built: read in the same
+   * synchronous run, they keep it (see {@link FreshBuilds}); others take the reader's.
+   */
+  constructor(
+    private readonly core: () => AdapterCore,
+    private readonly fresh?: FreshBuilds,
+  ) {}
 
   /**
    * Replaces `prototype.then` (an own method, or our accessor that a library copied there from
@@ -176,11 +216,11 @@ export class ThenReadHooks {
     const original = (descriptor.get as ThenAccessor | undefined)?.[REPLACED] ?? descriptor;
     if (typeof original.value !== 'function') return;
     if (this.replaced.has(prototype)) return;
-    const core = this.core;
+    const { core, fresh } = this;
     const runThen = runningWithCallSite(original.value as Method<unknown, unknown[], unknown>, core);
     const readThen: ThenAccessor = function readThen(this: unknown) {
       try {
-        core().callSites.remember(this, readThen);
+        if (fresh === undefined || !fresh.has(this as object)) core().callSites.remember(this, readThen);
       } catch (error) {
         reportFrom(core, 'remember call site', error);
       }
