@@ -350,6 +350,6 @@ describe('an ES-module application (import, through the loader hook)', () => {
     };
     expect(report.postgresEntry, run.context).toMatch(/\/postgres\/src\/index\.js(\?.*)?$/);
     const names = report.spans.filter((span) => span.name === CHECKOUT).map((span) => span.attributes['code.function.name']);
-    expect(names, run.context).toEqual(['loadOne', 'reserveAndRelease']);
+    expect(names, run.context).toEqual(['loadOne', 'reserveAndRelease', 'getThree']);
   });
 });

@@ -4,7 +4,6 @@
 // The awaited form and the service form (a plain function returns the builder, a controller
 // awaits it) must both name the application's function and line (#10, #20).
 import type { Knex } from 'knex';
-import type { Model as ModelClass } from 'objection';
 import { afterAll, describe } from 'vitest';
 import { requireLibrary } from '../../support/in-memory-resources';
 import { loadPg, postgresConfig } from '../../support/pg';
@@ -65,7 +64,7 @@ function getUsers(db: Db) {
   return bound(db).users.query().where('name', 'ada').orderBy('id'); // line:getUsers
 }
 function transferFunds(db: Db) {
-  return bound(db).orders.transaction((trx) => bound(db).orders.query(trx).where('total', 42)); // line:transferFunds
+  return bound(db).orders.transaction(async (trx) => bound(db).orders.query(trx).where('total', 42)); // line:transferFunds
 }
 /** An instance's own query: `$query()` builds through the static `query()`. */
 function reloadUser(db: Db) {
