@@ -2,7 +2,11 @@ import type { PoolAdapter } from './kit/adapter';
 import type { PoolLibrary } from './libraries';
 import type { CallSiteHook } from './kit/call-site-hooks';
 import { drizzleHook } from './orm/drizzle';
+import { mikroOrmHook } from './orm/mikro-orm';
+import { objectionHook } from './orm/objection';
 import { prismaHook } from './orm/prisma';
+import { sequelizeHook } from './orm/sequelize';
+import { typeormHook } from './orm/typeorm';
 import { genericPoolAdapter } from './generic-pool';
 import { mariadbAdapter } from './mariadb';
 import { mysql2Adapter } from './mysql2';
@@ -31,4 +35,4 @@ export const ADAPTERS: { readonly [Library in PoolLibrary]: PoolAdapter } = {
  * Call-site hooks of query builders and ORMs that run queries from `then()` (knex's are part
  * of the `tarn` adapter, whose pool knex uses). See `call-site-hooks.ts`.
  */
-export const CALL_SITE_HOOKS: readonly CallSiteHook[] = [drizzleHook, prismaHook];
+export const CALL_SITE_HOOKS: readonly CallSiteHook[] = [drizzleHook, prismaHook, sequelizeHook, typeormHook, mikroOrmHook, objectionHook];

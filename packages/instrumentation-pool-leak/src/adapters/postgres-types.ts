@@ -22,8 +22,15 @@ export interface PostgresQuery {
   handle(): Promise<void>;
 }
 
+/** The `Query` class: constructed by `sql` for each tagged template, `unsafe()` and `file()`. */
+export interface PostgresQueryClass {
+  new (...args: unknown[]): PostgresQuery;
+  readonly prototype: PostgresQuery;
+}
+
 export interface PostgresQueryModule {
-  readonly Query: { readonly prototype: PostgresQuery };
+  /** Replaced by a subclass that remembers its call site (index.js reads it after the patch). */
+  Query: PostgresQueryClass;
 }
 
 /** A connection (connection.js): a plain object; the pool calls these as its methods. */

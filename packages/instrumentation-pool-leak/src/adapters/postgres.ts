@@ -1,8 +1,19 @@
 import { InstrumentationNodeModuleDefinition, InstrumentationNodeModuleFile } from '@opentelemetry/instrumentation';
 import { ThenReadHooks } from './kit/call-site-hooks';
+import { FreshBuilds } from './kit/fresh-builds';
 import { replaceFunctionExport } from './kit/function-export';
 import { defineAdapter, failingOnThrow, reportFrom } from './kit/kit';
-import type { ConnectionFactory, PostgresConnection, PostgresFactory, PostgresOptions, PostgresQuery, PostgresQueryModule, ReservedSql, Sql } from './postgres-types';
+import type {
+  ConnectionFactory,
+  PostgresConnection,
+  PostgresFactory,
+  PostgresOptions,
+  PostgresQuery,
+  PostgresQueryClass,
+  PostgresQueryModule,
+  ReservedSql,
+  Sql,
+} from './postgres-types';
 import type { Lease, PoolProbe } from '../core';
 
 const VERSIONS = ['>=3.0.0 <4'];
@@ -14,7 +25,7 @@ type Owner = { readonly pool: PostgresOptions } | { readonly pool: PostgresOptio
  * postgres.js 3.x keeps its pool in the closure of `postgres()`, so the adapter replaces that
  * factory and the connection factory (module exports: the modules that imported them keep the
  * wrappers, which pass through once disabled) and patches `Query.prototype.handle`, where a
- * query starts, and its `then` (the call site where the query is awaited). Leases: `sql.reserve()` until `release()`, `sql.begin()` until its promise settles
+ * query starts, its `then` (run with the query's call site) and its class (see `rememberingQuery`). Leases: `sql.reserve()` until `release()`, `sql.begin()` until its promise settles
  * (granted when the body starts, in a transaction), and each plain query from its start until it
  * settles (granted when the pool gives it a connection). Queries on a reserved or transaction
  * `sql` are statements of that lease. `sql.end()` ends the leases still open when it resolves (the core's `poolEnded`).
@@ -23,7 +34,35 @@ type Owner = { readonly pool: PostgresOptions } | { readonly pool: PostgresOptio
 export const postgresAdapter = defineAdapter(({ core, patcher }) => {
   const owners = new WeakMap<Function, Owner>();
   const queryLeases = new WeakMap<PostgresQuery, Lease>();
-  const thenHooks = new ThenReadHooks(core);
+  /** Queries built in the current run: awaited in it, they keep the call site of the tagged template. */
+  const fresh = new FreshBuilds();
+  const thenHooks = new ThenReadHooks(core, fresh);
+  /** The `Query` class each patched query module had before our subclass replaced it. */
+  const originalQueries = new WeakMap<PostgresQueryModule, PostgresQueryClass>();
+  /** Off while disabled: our subclass stays in postgres.js's closure and then only constructs. */
+  let rememberingQueries = false;
+
+  /**
+   * `Query` made to remember where the application built it: ``sql`...` `` (and `sql.unsafe()`,
+   * `sql.file()`) construct it synchronously in the application's call, but it runs from its
+   * `then()` a promise job later. One capture per query; a query awaited in the run that built
+   * it keeps that call site, so a plain service function that returns ``sql`...` `` is named,
+   * not the caller that awaits it.
+   */
+  function rememberingQuery(Query: PostgresQueryClass): PostgresQueryClass {
+    return class RememberedQuery extends Query {
+      constructor(...args: unknown[]) {
+        super(...args);
+        if (!rememberingQueries) return;
+        try {
+          core().callSites.remember(this, RememberedQuery);
+          fresh.add(this);
+        } catch (error) {
+          reportFrom(core, 'postgres query call site', error);
+        }
+      }
+    };
+  }
   /** Above 0 while `begin()` sends its BEGIN: that query belongs to the transaction's lease. */
   let insideBegin = 0;
 
@@ -141,19 +180,28 @@ export const postgresAdapter = defineAdapter(({ core, patcher }) => {
             name,
             VERSIONS,
             (exports: PostgresQueryModule) => {
-              patcher.wrap(exports.Query.prototype, 'handle', (original) =>
+              const Query = originalQueries.get(exports) ?? exports.Query;
+              patcher.wrap(Query.prototype, 'handle', (original) =>
                 function handle(this: PostgresQuery) {
                   if (!this.executed) started(this, handle);
                   return original.apply(this);
                 },
               );
-              thenHooks.patch(exports.Query.prototype);
+              thenHooks.patch(Query.prototype);
+              rememberingQueries = true;
+              if (!originalQueries.has(exports)) {
+                originalQueries.set(exports, Query);
+                // index.js takes `Query` from these exports when it loads, after this patch.
+                exports.Query = rememberingQuery(Query);
+              }
               return exports;
             },
             (exports?: PostgresQueryModule) => {
+              rememberingQueries = false;
               if (exports === undefined) return;
-              patcher.unwrap(exports.Query.prototype, 'handle');
-              thenHooks.unpatch(exports.Query.prototype);
+              const Query = originalQueries.get(exports) ?? exports.Query;
+              patcher.unwrap(Query.prototype, 'handle');
+              thenHooks.unpatch(Query.prototype);
             },
           ),
       ),

@@ -130,7 +130,70 @@ describe('call site', () => {
     expect(reserve!.attributes['code.line.number']).toBe(lineOf(import.meta.url, 'reserve'));
     expect(begin!.attributes['code.function.name']).toBe('transferMoney');
     expect(begin!.attributes['code.line.number']).toBe(lineOf(import.meta.url, 'begin'));
-    for (const span of [plain, reserve, begin]) expect(String(span!.attributes['code.stacktrace'])).not.toMatch(/node_modules[/\\]postgres/);
+    for (const span of [reserve, begin]) expect(String(span!.attributes['code.stacktrace'])).not.toMatch(/node_modules[/\\]postgres/);
+    // A plain query's stack is taken where the tagged template built it: postgres.js's `sql`
+    // (which constructs the query) is its only library frame.
+    const plainStack = String(plain!.attributes['code.stacktrace']).split('\n');
+    expect(plainStack.filter((frame) => /node_modules[/\\]postgres/.test(frame))).toEqual([plainStack[0]]);
+    expect(plainStack[0]).toMatch(/^\s*at sql /);
+  });
+
+  it('service style: plain functions return the query, begin() or reserve(); an async controller awaits them: each names the service function', async () => {
+    const sql = newSql();
+    await warm(sql);
+    function getUser() {
+      return sql`select 1 as id`; // line:service-plain
+    }
+    function getUserUnsafe() {
+      return sql.unsafe('select 1 as id'); // line:service-unsafe
+    }
+    function transferFunds() {
+      return sql.begin((tx) => tx`select 1`); // line:service-begin
+    }
+    function reserveConnection() {
+      return sql.reserve(); // line:service-reserve
+    }
+    async function controller(service: () => PromiseLike<unknown>) {
+      return await service(); // line:controller
+    }
+    tracing.exporter.reset();
+    await controller(getUser);
+    await controller(getUserUnsafe);
+    await controller(transferFunds);
+    const reserved = (await controller(reserveConnection)) as { release(): void };
+    reserved.release();
+    const checkouts = tracing.spansNamed(CHECKOUT);
+    expect(checkouts.map((span) => span.attributes['code.function.name'])).toEqual(['getUser', 'getUserUnsafe', 'transferFunds', 'reserveConnection']);
+    expect(checkouts.map((span) => span.attributes['code.line.number'])).toEqual(
+      ['service-plain', 'service-unsafe', 'service-begin', 'service-reserve'].map((marker) => lineOf(import.meta.url, marker)),
+    );
+    for (const span of checkouts) expect(String(span.attributes['pool.call_path'])).toContain(' ← controller (');
+  });
+
+  it('a query built in an earlier run and awaited now names the line that awaits it; a later checkout never takes a query\'s call site', async () => {
+    const sql = newSql();
+    await warm(sql);
+    const query = sql`select 1 as id`;
+    await Promise.resolve();
+    async function runPrepared() {
+      return await query; // line:awaited-later
+    }
+    function getUser() {
+      return sql`select 1 as id`;
+    }
+    async function reserveDirectly() {
+      const reserved = await sql.reserve(); // line:direct
+      reserved.release();
+    }
+    tracing.exporter.reset();
+    await runPrepared();
+    await getUser();
+    await reserveDirectly();
+    const [awaited, , direct] = tracing.spansNamed(CHECKOUT);
+    expect(awaited!.attributes['code.function.name']).toBe('runPrepared');
+    expect(awaited!.attributes['code.line.number']).toBe(lineOf(import.meta.url, 'awaited-later'));
+    expect(direct!.attributes['code.function.name']).toBe('reserveDirectly');
+    expect(direct!.attributes['code.line.number']).toBe(lineOf(import.meta.url, 'direct'));
   });
 });
 
@@ -287,6 +350,6 @@ describe('an ES-module application (import, through the loader hook)', () => {
     };
     expect(report.postgresEntry, run.context).toMatch(/\/postgres\/src\/index\.js(\?.*)?$/);
     const names = report.spans.filter((span) => span.name === CHECKOUT).map((span) => span.attributes['code.function.name']);
-    expect(names, run.context).toEqual(['loadOne', 'reserveAndRelease']);
+    expect(names, run.context).toEqual(['loadOne', 'reserveAndRelease', 'getThree']);
   });
 });

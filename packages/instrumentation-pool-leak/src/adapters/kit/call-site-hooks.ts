@@ -1,8 +1,10 @@
+import { context } from '@opentelemetry/api';
 import type { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
 import type { PoolLibrary } from '../libraries';
 import type { AdapterContext } from './adapter';
-import { reportFrom, type AdapterCore, type Method } from './kit';
+import { hookWhereDefined, reportFrom, type AdapterCore, type Method, type MethodHook } from './kit';
 import type { CapturedStack } from '../../core';
+import type { FreshBuilds } from './fresh-builds';
 
 /**
  * Wrappers for call-site hooks on query builders and ORMs: each library's hook only says which
@@ -28,13 +30,45 @@ export function rememberingCaller<This, Args extends unknown[], Result>(
   core: () => AdapterCore,
   /** True where the built object never checks out (knex builders of a transaction's client). */
   skip?: (self: This) => boolean,
+  /** Where the library's `then` reader must keep this call site if read in the same run. */
+  fresh?: FreshBuilds,
 ): Method<This, Args, Result> {
   return function buildWithCallSite(this: This, ...args: Args): Result {
     const built = original.apply(this, args);
     try {
-      if (skip?.(this) !== true) core().callSites.remember(built, buildWithCallSite);
+      if (skip?.(this) !== true) {
+        core().callSites.remember(built, buildWithCallSite);
+        fresh?.add(built);
+      }
     } catch (error) {
       reportFrom(core, 'remember call site', error);
+    }
+    return built;
+  };
+}
+
+/**
+ * A builder method that makes the query object from `this` (Drizzle's `select()` → `from()`,
+ * `insert()` → `values()`): the object takes the call site `this` was built at, without a
+ * capture of its own (one capture per ORM call, at its entry point).
+ */
+export function passingCallSite<This, Args extends unknown[], Result>(
+  original: Method<This, Args, Result>,
+  core: () => AdapterCore,
+  fresh?: FreshBuilds,
+): Method<This, Args, Result> {
+  return function passCallSite(this: This, ...args: Args): Result {
+    const built = original.apply(this, args);
+    try {
+      const callSites = core().callSites;
+      const site = callSites.siteOf(this);
+      if (site !== undefined) {
+        // Inside a carried run, remember() takes the carried site and captures nothing.
+        callSites.runSynchronously(site, () => callSites.remember(built, passCallSite));
+        if (fresh?.has(this as object) === true) fresh.add(built);
+      }
+    } catch (error) {
+      reportFrom(core, 'pass call site', error);
     }
     return built;
   };
@@ -77,20 +111,40 @@ export function runningWithCallSite<This, Args extends unknown[], Result>(
 }
 
 /**
+ * Which arguments of a carried call are the application's callbacks, to run on the caller's
+ * side: every function (`'all'`), none (finders whose function arguments are entity classes,
+ * which must stay themselves), or only the last argument (a transaction's body after model
+ * classes).
+ */
+export type CallbackArguments = 'all' | 'none' | 'last';
+
+/**
  * A method the application calls that makes its checkout only later, after awaits inside the
- * library (Prisma's `$transaction`, knex's `batchInsert`): runs it with the caller's call site,
- * captured now while the application's frames are live. Function arguments run on the
- * caller's side, as in {@link runningWithCallSite}.
+ * library (Prisma's `$transaction`, knex's `batchInsert`, an ORM's finders): runs it with the
+ * caller's call site, captured now while the application's frames are live — whether the
+ * application awaits the call or returns its promise. Function arguments run on the caller's
+ * side, as in {@link runningWithCallSite}. Inside an execution that already carries a call
+ * site (the library calling its own entry points: `findOne` → `findAll` → `query`) nothing is
+ * captured: the checkout belongs to the outer call, and the capture is paid once per call.
  */
 export function carryingCaller<This, Args extends unknown[], Result>(
   original: Method<This, Args, Result>,
   core: () => AdapterCore,
+  callbacks: CallbackArguments = 'all',
 ): Method<This, Args, Result> {
   return function callWithCallSite(this: This, ...args: Args): Result {
-    return runCarried(core, original, this, args, (leaseCore) => {
-      const site = leaseCore.captureCallSite(callWithCallSite);
-      return site?.callSite !== undefined ? site : undefined;
-    });
+    return runCarried(
+      core,
+      original,
+      this,
+      args,
+      (leaseCore) => {
+        if (leaseCore.callSites.current(context.active()) !== undefined) return undefined;
+        const site = leaseCore.captureCallSite(callWithCallSite);
+        return site?.callSite !== undefined ? site : undefined;
+      },
+      callbacks,
+    );
   };
 }
 
@@ -105,6 +159,7 @@ function runCarried<This, Args extends unknown[], Result>(
   self: This,
   args: Args,
   siteFor: (leaseCore: AdapterCore) => CapturedStack | undefined,
+  callbacks: CallbackArguments = 'all',
 ): Result {
   let carried: { run: () => Result } | undefined;
   try {
@@ -112,7 +167,10 @@ function runCarried<This, Args extends unknown[], Result>(
     const site = siteFor(leaseCore);
     if (site !== undefined) {
       const callSites = leaseCore.callSites;
-      const callerArgs = args.map((arg) => (typeof arg === 'function' ? callSites.callerSide(arg as () => unknown) : arg)) as Args;
+      const last = args.length - 1;
+      const callerArgs = args.map((arg, index) =>
+        typeof arg === 'function' && (callbacks === 'all' || (callbacks === 'last' && index === last)) ? callSites.callerSide(arg as () => unknown) : arg,
+      ) as Args;
       carried = { run: () => callSites.run(site, () => original.apply(self, callerArgs)) };
     }
   } catch (error) {
@@ -139,7 +197,14 @@ type ThenAccessor = (() => unknown) & { [REPLACED]?: PropertyDescriptor };
 export class ThenReadHooks {
   private readonly replaced = new Map<object, PropertyDescriptor>();
 
-  constructor(private readonly core: () => AdapterCore) {}
+  /**
+   * @param fresh queries whose call site was taken where they were built: read in the same
+   * synchronous run, they keep it (see {@link FreshBuilds}); others take the reader's.
+   */
+  constructor(
+    private readonly core: () => AdapterCore,
+    private readonly fresh?: FreshBuilds,
+  ) {}
 
   /**
    * Replaces `prototype.then` (an own method, or our accessor that a library copied there from
@@ -151,11 +216,11 @@ export class ThenReadHooks {
     const original = (descriptor.get as ThenAccessor | undefined)?.[REPLACED] ?? descriptor;
     if (typeof original.value !== 'function') return;
     if (this.replaced.has(prototype)) return;
-    const core = this.core;
+    const { core, fresh } = this;
     const runThen = runningWithCallSite(original.value as Method<unknown, unknown[], unknown>, core);
     const readThen: ThenAccessor = function readThen(this: unknown) {
       try {
-        core().callSites.remember(this, readThen);
+        if (fresh === undefined || !fresh.has(this as object)) core().callSites.remember(this, readThen);
       } catch (error) {
         reportFrom(core, 'remember call site', error);
       }
@@ -185,5 +250,23 @@ export class ThenReadHooks {
   static isPatched(prototype: object): boolean {
     const getter = Object.getOwnPropertyDescriptor(prototype, 'then')?.get as ThenAccessor | undefined;
     return getter?.[REPLACED] !== undefined;
+  }
+}
+
+/**
+ * Wraps each of `names` that `target` has (own or inherited: wrapped where it is defined) with
+ * {@link carryingCaller}: an ORM's public entry points, whose checkouts come after its awaits.
+ */
+export function carryingEntryPoints(
+  hook: MethodHook,
+  target: object,
+  names: readonly string[],
+  core: () => AdapterCore,
+  callbacks: CallbackArguments,
+): void {
+  const methods = target as Record<string, unknown>;
+  for (const name of names) {
+    if (typeof methods[name] !== 'function') continue;
+    hookWhereDefined(hook, methods, name, (original) => carryingCaller(original as Method<unknown, unknown[], unknown>, core, callbacks));
   }
 }

@@ -4,7 +4,8 @@
 // The call-site hook carries the line that awaited the query to the pool's checkout (#10).
 import { isPatchedByPoolLeak } from '../../../src/adapters/kit/patcher';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { LeaseCore } from '../../../src/core/lease-core';
 import { ThenReadHooks } from '../../../src/adapters/kit/call-site-hooks';
 import { requireLibrary } from '../../support/in-memory-resources';
 import { describeWithMariaDb } from '../../support/mariadb';
@@ -70,8 +71,10 @@ describe('node-postgres (pg Pool)', () => {
   async function findWithRelationalApi() {
     return await db.query.users.findMany({ where: eq(users.name, 'ada') }); // line:pg-relational
   }
+  /** Built at start-up (when this file loads), awaited later by requests. */
+  const adaQuery = db.select().from(users).where(eq(users.name, 'ada'));
   function findAdaLater() {
-    return db.select().from(users).where(eq(users.name, 'ada'));
+    return db.select().from(users).where(eq(users.name, 'ada')); // line:pg-built-later
   }
   async function transferInTransaction() {
     return await db.transaction(async (tx) => { // line:pg-transaction
@@ -114,18 +117,96 @@ describe('node-postgres (pg Pool)', () => {
     expectCallSite(onlyChildNamed(spans(), CHECKOUT, 'GET /relational'), { functionName: 'findWithRelationalApi', marker: 'pg-relational' });
   });
 
-  it('a query returned from an async function: the return that handed it to the promise machinery', async () => {
+  it('a query built by a plain function and returned from an async one: the function that built it', async () => {
     async function handleLater() {
       return findAdaLater(); // line:pg-returned-await
     }
     expect((await tracing.inRequest('GET /later', handleLater)).map((row) => row.name)).toEqual(['ada']);
-    // findAdaLater only built it; resolving handleLater's promise with it reads its then().
-    expectCallSite(onlyChildNamed(spans(), CHECKOUT, 'GET /later'), { functionName: 'handleLater', marker: 'pg-returned-await' });
+    // Resolving handleLater's promise with it reads its then() in the run that built it (#20).
+    expectCallSite(onlyChildNamed(spans(), CHECKOUT, 'GET /later'), { functionName: 'findAdaLater', marker: 'pg-built-later' });
+  });
+
+  // --- Service style (#20): plain functions return the query, an async controller awaits it. ---
+  function getAda() {
+    return db.select().from(users).where(eq(users.name, 'ada')); // line:pg-service-select
+  }
+  function addLinus() {
+    return db.insert(users).values({ name: 'linus' }); // line:pg-service-insert
+  }
+  function renameLinus() {
+    return db.update(users).set({ name: 'ken' }).where(eq(users.name, 'linus')); // line:pg-service-update
+  }
+  function removeKen() {
+    return db.delete(users).where(eq(users.name, 'ken')); // line:pg-service-delete
+  }
+  function countRaw() {
+    return db.execute(sql`select count(*)::int as n from drizzle_carrier_users`); // line:pg-service-execute
+  }
+  function findRelational() {
+    return db.query.users.findFirst({ where: eq(users.name, 'ada') }); // line:pg-service-relational
+  }
+  function countUsers() {
+    return db.$count(users); // line:pg-service-count
+  }
+  function transferFunds() {
+    return db.transaction((tx) => tx.select().from(users)); // line:pg-service-transaction
+  }
+  async function controller(service: () => PromiseLike<unknown>) {
+    return await service(); // line:pg-controller
+  }
+  async function directCheckout() {
+    const client = await pool.connect(); // line:pg-direct
+    client.release();
+  }
+
+  it('service style: each plain function that returns a query names itself and its line, not the awaiting controller', async () => {
+    const services = [
+      [getAda, 'pg-service-select'],
+      [addLinus, 'pg-service-insert'],
+      [renameLinus, 'pg-service-update'],
+      [removeKen, 'pg-service-delete'],
+      [countRaw, 'pg-service-execute'],
+      [findRelational, 'pg-service-relational'],
+      [countUsers, 'pg-service-count'],
+      [transferFunds, 'pg-service-transaction'],
+    ] as const;
+    for (const [service, marker] of services) {
+      tracing.exporter.reset();
+      await tracing.inRequest(`RUN ${service.name}`, () => controller(service));
+      const span = onlyChildNamed(spans(), CHECKOUT, `RUN ${service.name}`);
+      expectCheckedIn(span);
+      expectCallSite(span, { functionName: service.name, marker });
+      expect(String(span.attributes['pool.call_path'])).toContain(`${service.name} (`);
+      expect(String(span.attributes['pool.call_path'])).toContain(' ← controller (');
+    }
+  });
+
+  it('one capture per query, at its entry point: the builder steps and the await add none', async () => {
+    // Every capture, the carrier's and the hooks', goes through the lease core's captureCallSite.
+    const core = (tracing.instrumentation as unknown as { core: LeaseCore }).core;
+    const captures = vi.spyOn(core, 'captureCallSite');
+    try {
+      await controller(getAda);
+      expect(captures).toHaveBeenCalledTimes(1);
+    } finally {
+      captures.mockRestore();
+    }
+  });
+
+  it('an entry-point capture stays with its query: a later checkout of another function names that function', async () => {
+    await tracing.inRequest('GET /then-direct', async () => {
+      await controller(getAda);
+      await directCheckout();
+    });
+    const checkouts = spans().filter((span) => span.name === CHECKOUT);
+    expect(checkouts.map((span) => span.attributes['code.function.name'])).toEqual(['getAda', 'directCheckout']);
+    expectCallSite(checkouts[1]!, { functionName: 'directCheckout', marker: 'pg-direct' });
+    expect(String(checkouts[1]!.attributes['code.stacktrace'])).not.toContain('getAda (');
   });
 
   it('a query built at start-up and awaited from a request: the request line that awaited it', async () => {
-    // Drizzle queries run again on every await; the await is where the application starts it.
-    const adaQuery = db.select().from(users).where(eq(users.name, 'ada'));
+    // Drizzle queries run again on every await; a query built in an earlier run (here: when the
+    // test file loaded) is started where it is awaited.
     async function handleAda() {
       return await adaQuery; // line:pg-startup-await
     }
@@ -207,6 +288,24 @@ describeWithMariaDb('mysql2 (promise pool on MariaDB)', () => {
       await tx.update(items).set({ label: 'bolt' }).where(eq(items.label, 'bolt'));
     });
   }
+
+  function getBolts() {
+    return db.select().from(items).where(eq(items.label, 'bolt')); // line:my-service-select
+  }
+  function addWasher() {
+    return db.insert(items).values({ label: 'washer' }); // line:my-service-insert
+  }
+  async function controller(service: () => PromiseLike<unknown>) {
+    return await service(); // line:my-controller
+  }
+
+  it('service style: a plain function returns the query, an async controller awaits it: the service function and its line', async () => {
+    for (const [service, marker] of [[getBolts, 'my-service-select'], [addWasher, 'my-service-insert']] as const) {
+      tracing.exporter.reset();
+      await tracing.inRequest(`RUN ${service.name}`, () => controller(service));
+      expectCallSite(onlyChildNamed(spans(), CHECKOUT, `RUN ${service.name}`), { functionName: service.name, marker });
+    }
+  });
 
   it('two application functions awaiting the same kind of query: each names its own function and line', async () => {
     expect((await tracing.inRequest('GET /bolts', findBolts)).map((row) => row.label)).toEqual(['bolt']);

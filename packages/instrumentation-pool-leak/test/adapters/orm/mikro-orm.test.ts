@@ -1,16 +1,19 @@
 // MikroORM 7 on the real PostgreSQL: MikroORM runs its SQL through Kysely over a pg Pool, and
 // acquires only after several `await`s inside the ORM (EntityManager.find → driver.find →
 // QueryBuilder.execute → Connection.execute): at checkout the synchronous stack holds 9 library
-// frames and no application frame; the application is on the async part of the stack, below 3
-// more MikroORM frames, as long as each application function awaits its call (#10).
+// frames and no application frame, and a service function that returns `em.find()` without
+// awaiting it is on no stack at all. The entity manager's entry points carry the call site (#10, #20).
 import type { EntitySchema, MikroORM } from '@mikro-orm/postgresql';
 import { afterAll, describe } from 'vitest';
+import { registerLoaderHook } from '../../../src/register/loader-hook';
 import { loadPg, postgresConfig } from '../../support/pg';
 import { setupTracing } from '../../support/tracing';
 import { ormCallSiteSuite } from './support/call-site-suite';
 
 const tracing = setupTracing();
-// MikroORM is ESM-only and imports pg itself: load pg (patched) first, then the ORM.
+// MikroORM is ESM-only: its entry points are patched through the ES module loader hook, as
+// the register entry installs it; pg, which it imports itself, is loaded (patched) first.
+registerLoaderHook(['@mikro-orm/core', '@mikro-orm/sql']);
 loadPg();
 const mikro = await import('@mikro-orm/postgresql');
 
@@ -62,6 +65,27 @@ async function warmUp(orm: MikroORM): Promise<void> {
   await usersPage(orm); // line:warmUp
 }
 
+// --- Service style (#20): plain functions return the ORM's promise, a controller awaits it. ---
+
+function getUsers(orm: MikroORM) {
+  return orm.em.fork().find(UserSchema, {}); // line:getUsers
+}
+function transferFunds(orm: MikroORM) {
+  return orm.em.fork().transactional((em) => em.find(OrderSchema, {})); // line:transferFunds
+}
+function addUser(orm: MikroORM) {
+  const em = orm.em.fork();
+  em.persist(em.create(UserSchema, { name: 'linus' }));
+  return em.flush(); // line:addUser
+}
+async function controller(orm: MikroORM, service: (orm: MikroORM) => PromiseLike<unknown>): Promise<unknown> {
+  return await service(orm); // line:controller
+}
+async function directCheckout(orm: MikroORM): Promise<void> {
+  const kysely = orm.em.getConnection().getClient();
+  await kysely.connection().execute(async (connection) => connection.selectNoFrom((eb) => eb.lit(1).as('one')).execute()); // line:directCheckout
+}
+
 afterAll(() => tracing.instrumentation.disable());
 
 describe('MikroORM 7 on PostgreSQL (pg Pool under Kysely)', () => {
@@ -70,9 +94,10 @@ describe('MikroORM 7 on PostgreSQL (pg Pool under Kysely)', () => {
     fileUrl: import.meta.url,
     checkout: 'pg-pool checkout',
     app: { usersPage, ordersPage, renameUser, refundOrder, handleRequest, warmUp },
-    // Measured: 13 (9 synchronous: Kysely's PostgresDriver.acquireConnection … Connection.execute,
-    // then Node's processTicksAndRejections and 3 async MikroORM frames up to EntityManager.find).
-    minLibraryFrames: 8,
+    // The stack is captured where the application called the entity manager (#20), not at the
+    // checkout 13 frames further down: no library frame above the application's.
+    minLibraryFrames: 0,
+    services: { getUsers, transferFunds, controller, directCheckout, others: [addUser] },
     async open() {
       const { host, port, user, password, database } = postgresConfig();
       const orm = await mikro.MikroORM.init({

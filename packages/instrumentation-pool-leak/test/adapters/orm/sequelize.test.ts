@@ -42,6 +42,23 @@ async function warmUp(db: Db): Promise<void> {
   await usersPage(db); // line:warmUp
 }
 
+// --- Service style (#20): plain functions return the ORM's promise, a controller awaits it. ---
+
+function getUsers(db: Db): Promise<unknown[]> {
+  return db.users.findAll(); // line:getUsers
+}
+function transferFunds(db: Db): Promise<unknown> {
+  return db.sequelize.transaction(async (transaction) => db.orders.findAll({ transaction })); // line:transferFunds
+}
+async function controller(db: Db, service: (db: Db) => PromiseLike<unknown>): Promise<unknown> {
+  return await service(db); // line:controller
+}
+async function directCheckout(db: Db): Promise<void> {
+  const pool = db.sequelize.pool?.write ?? db.sequelize.connectionManager!.pool;
+  pool.release(await pool.acquire()); // line:directCheckout
+}
+const SERVICES = { getUsers, transferFunds, controller, directCheckout };
+
 const APP = { usersPage, ordersPage, renameUser, refundOrder, handleRequest, warmUp };
 
 afterAll(() => tracing.instrumentation.disable());
@@ -54,6 +71,7 @@ for (const target of sequelizeTargets()) {
       checkout: 'sequelize-pool checkout',
       app: APP,
       minLibraryFrames: 0,
+      services: SERVICES,
       async open() {
         const sequelize = openSequelize(target);
         const suffix = `${target.version}_${target.dialect}`;

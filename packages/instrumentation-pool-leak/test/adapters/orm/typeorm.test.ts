@@ -66,6 +66,27 @@ async function warmUp(db: DataSource): Promise<void> {
   await usersPage(db); // line:warmUp
 }
 
+// --- Service style (#20): plain functions return the ORM's promise, a controller awaits it. ---
+
+function getUsers(db: DataSource): Promise<User[]> {
+  return db.getRepository(UserEntity).find(); // line:getUsers
+}
+function transferFunds(db: DataSource): Promise<Order[]> {
+  return db.transaction((manager) => manager.getRepository(OrderEntity).find()); // line:transferFunds
+}
+async function controller(db: DataSource, service: (db: DataSource) => PromiseLike<unknown>): Promise<unknown> {
+  return await service(db); // line:controller
+}
+/** A query runner's transaction: started after awaits inside TypeORM. */
+function startTransfer(db: DataSource): Promise<void> {
+  const runner = db.createQueryRunner();
+  return runner.startTransaction().then(() => runner.rollbackTransaction()).finally(() => runner.release()); // line:startTransfer
+}
+function rawCount(db: DataSource): Promise<unknown> {
+  return db.manager.query('SELECT count(*) AS n FROM orm_typeorm_users'); // line:rawCount
+}
+const SERVICES = { getUsers, transferFunds, controller };
+
 const APP = { usersPage, ordersPage, renameUser, refundOrder, handleRequest, warmUp };
 
 afterAll(() => tracing.instrumentation.disable());
@@ -85,6 +106,22 @@ async function closeDataSource(db: DataSource): Promise<void> {
   await db.destroy();
 }
 
+describe("TypeORM on PostgreSQL (pg Pool): a query runner's transaction and the manager's raw query", () => {
+  ormCallSiteSuite({
+    tracing,
+    fileUrl: import.meta.url,
+    checkout: 'pg-pool checkout',
+    app: APP,
+    minLibraryFrames: 8,
+    services: { getUsers: rawCount, transferFunds: startTransfer, controller },
+    open() {
+      const { host, port, user, password, database } = postgresConfig();
+      return openDataSource({ type: 'postgres', host, port, username: user, password, database });
+    },
+    close: closeDataSource,
+  });
+});
+
 describe('TypeORM on PostgreSQL (pg Pool)', () => {
   ormCallSiteSuite({
     tracing,
@@ -93,6 +130,7 @@ describe('TypeORM on PostgreSQL (pg Pool)', () => {
     app: APP,
     // Measured: 11 (PostgresDriver … Repository.find), the application on the synchronous stack.
     minLibraryFrames: 8,
+    services: SERVICES,
     open() {
       const { host, port, user, password, database } = postgresConfig();
       return openDataSource({ type: 'postgres', host, port, username: user, password, database });
@@ -109,6 +147,7 @@ describeWithMariaDb('TypeORM on MariaDB (mysql2 Pool)', () => {
     app: APP,
     // Measured: 11 (MysqlDriver … Repository.find), the application on the synchronous stack.
     minLibraryFrames: 8,
+    services: SERVICES,
     open() {
       const { host, port, user, password, database } = mysql2Options();
       return openDataSource({ type: 'mysql', host, port, username: user, password, database });

@@ -27,6 +27,27 @@ export interface OrmApplication<Db> {
   warmUp(db: Db): Promise<void>;
 }
 
+/**
+ * Service-style application code (#20): plain (non-async) functions that return the ORM's
+ * promise, and an async controller that awaits it. V8 never shows such a function on the async
+ * stack: only a capture where it calls the ORM can name it. Markers as in {@link OrmApplication}.
+ */
+export interface OrmServices<Db> {
+  /** `return <ORM find on the users table>`, not async: `// line:<its name>`, e.g. `getUsers`. */
+  getUsers(db: Db): PromiseLike<unknown>;
+  /** `return <transaction through the ORM's API>`, not async: `// line:<its name>`. */
+  transferFunds(db: Db): PromiseLike<unknown>;
+  /** More service functions of the same kind (other finders, writes), each `// line:<its name>`. */
+  others?: readonly ((db: Db) => PromiseLike<unknown>)[];
+  /** `return await service(db)`: `// line:controller`. */
+  controller(db: Db, service: (db: Db) => PromiseLike<unknown>): Promise<unknown>;
+  /**
+   * Checks a connection out of the pool under the ORM directly and gives it back, from its own
+   * function (`// line:directCheckout`): a checkout no ORM entry point causes.
+   */
+  directCheckout?(db: Db): Promise<void>;
+}
+
 export interface OrmSuiteOptions<Db> {
   readonly tracing: TestTracing;
   /** `import.meta.url` of the test file that defines the application. */
@@ -43,6 +64,8 @@ export interface OrmSuiteOptions<Db> {
    * of the test file in `code.stacktrace` for a find: proves the test takes the deep path.
    */
   readonly minLibraryFrames: number;
+  /** Service-style scenarios (#20), where the ORM's entry points carry the call site. */
+  readonly services?: OrmServices<Db>;
 }
 
 const frame = (functionName: string): ExpectedFrame => ({ functionName, marker: functionName });
@@ -54,6 +77,8 @@ const RENAME_USER = frame('renameUser');
 const REFUND_ORDER = frame('refundOrder');
 const HANDLE_REQUEST = frame('handleRequest');
 const WARM_UP = frame('warmUp');
+const CONTROLLER = frame('controller');
+const DIRECT_CHECKOUT = frame('directCheckout');
 
 /** Registers the scenarios (hooks and tests) in the current `describe`. */
 export function ormCallSiteSuite<Db>(options: OrmSuiteOptions<Db>): void {
@@ -124,4 +149,44 @@ export function ormCallSiteSuite<Db>(options: OrmSuiteOptions<Db>): void {
     expectCallPath(renamed, [RENAME_USER, HANDLE_REQUEST]);
     expectCallPath(refunded, [REFUND_ORDER, HANDLE_REQUEST]);
   });
+
+  const services = options.services;
+  if (services === undefined) return;
+  const { getUsers, transferFunds, controller, directCheckout, others = [] } = services;
+  // Named after the functions given, so a file can run the scenarios on other ORM calls too.
+  const GET_USERS = frame(getUsers.name);
+  const TRANSFER_FUNDS = frame(transferFunds.name);
+
+  it('service style: a plain function returns the ORM find, an async controller awaits it: code.* names the service function and its line', async () => {
+    const span = await checkoutOfRequest('GET /service/users', (db) => controller(db, getUsers));
+    expectCallSite(span, GET_USERS);
+    expectCallPath(span, [GET_USERS, CONTROLLER]);
+  });
+
+  it('service style: a plain function returns a transaction, an async controller awaits it: the service function and its line', async () => {
+    const span = await checkoutOfRequest('POST /service/transfer', (db) => controller(db, transferFunds));
+    expectCallSite(span, TRANSFER_FUNDS);
+    expectCallPath(span, [TRANSFER_FUNDS, CONTROLLER]);
+  });
+
+  for (const service of others) {
+    it(`service style: ${service.name} returns its ORM call to an awaiting controller: code.* names ${service.name} and its line`, async () => {
+      const span = await checkoutOfRequest(`RUN /service/${service.name}`, (db) => controller(db, service));
+      expectCallSite(span, frame(service.name));
+      expectCallPath(span, [frame(service.name), CONTROLLER]);
+    });
+  }
+
+  if (directCheckout !== undefined) {
+    it('an entry-point capture stays with its call: a later checkout of another function names that function', async () => {
+      await tracing.inRequest('GET /service/then-direct', async () => {
+        await handleRequest(db!, (db) => controller(db, getUsers));
+        await directCheckout(db!);
+      });
+      const checkouts = tracing.spansNamed(checkout);
+      expect(checkouts.map((span) => span.attributes['code.function.name'])).toEqual([getUsers.name, 'directCheckout']);
+      expectCallSite(checkouts[1]!, DIRECT_CHECKOUT);
+      expect(String(checkouts[1]!.attributes['code.stacktrace'])).not.toContain(`${getUsers.name} (`);
+    });
+  }
 }
