@@ -85,6 +85,8 @@ export class TrackedPool<L = unknown> implements MeteredPool {
   holdersVersion = 0;
   /** The holders last named for this pool (see `pool-holders.ts`), reused while still true. */
   namedHolders: NamedHolders | undefined;
+  /** `performance.now()` at the last checkin of a held lease: did the pool turn over during a wait? */
+  lastCheckinAt = 0;
 
   constructor(
     readonly description: PoolDescription,

@@ -8,7 +8,13 @@ import {
   type ObservableUpDownCounter,
 } from '@opentelemetry/api';
 import { ATTR_CODE_FILE_PATH, ATTR_CODE_FUNCTION_NAME, ATTR_CODE_LINE_NUMBER } from '@opentelemetry/semantic-conventions';
-import { ATTR_DB_CLIENT_CONNECTION_POOL_NAME, ATTR_DB_CLIENT_CONNECTION_STATE, ATTR_POOL_CALL_PATH } from './semconv';
+import type { ExhaustionCause } from './exhaustion-cause';
+import {
+  ATTR_DB_CLIENT_CONNECTION_POOL_NAME,
+  ATTR_DB_CLIENT_CONNECTION_STATE,
+  ATTR_POOL_CALL_PATH,
+  ATTR_POOL_EXHAUSTION_CAUSE,
+} from './semconv';
 
 /** A pool's own counters, read at metric collection. */
 export interface PoolStats {
@@ -39,11 +45,13 @@ interface PoolMetricAttributes {
   readonly pool: Attributes;
   readonly idle: Attributes;
   readonly used: Attributes;
+  /** The pool's name with each `pool.exhaustion.cause`, made on first use. */
+  readonly byCause: Map<ExhaustionCause, Attributes>;
 }
 
 /**
  * The `db.client.connection.*` instruments (semconv, development status) and the
- * `pool.leak.suspected` and `pool.use.foreign_context` counters. Every point carries its own pool's name: two pools never share
+ * `pool.leak.suspected`, `pool.use.foreign_context` and `pool.wait.stalled` counters. Every point carries its own pool's name: two pools never share
  * a series. Observable values are read from each pool's own counters at collection time.
  */
 export class PoolMetrics {
@@ -52,6 +60,7 @@ export class PoolMetrics {
   private readonly timeouts: Counter;
   private readonly leaks: Counter;
   private readonly foreignUses: Counter;
+  private readonly stalls: Counter;
   private readonly count: ObservableUpDownCounter;
   private readonly max: ObservableUpDownCounter;
   private readonly pending: ObservableUpDownCounter;
@@ -91,6 +100,11 @@ export class PoolMetrics {
       description: 'Statements run on a leased connection while another trace was active, by the call site that took the lease.',
       valueType: ValueType.INT,
     });
+    this.stalls = meter.createCounter('pool.wait.stalled', {
+      unit: '{checkout}',
+      description: 'Checkouts still waiting after the wait threshold, by the call site that asked and pool.exhaustion.cause.',
+      valueType: ValueType.INT,
+    });
     this.count = meter.createObservableUpDownCounter('db.client.connection.count', {
       unit: '{connection}',
       description: 'The number of connections that are currently in the state described by the state attribute.',
@@ -117,8 +131,15 @@ export class PoolMetrics {
     this.useTime.record(seconds, this.attributesOf(pool).pool);
   }
 
-  recordTimeout(pool: MeteredPool): void {
-    this.timeouts.add(1, this.attributesOf(pool).pool);
+  /** A checkout timed out; `cause` when the pool was exhausted (see `exhaustion-cause.ts`). */
+  recordTimeout(pool: MeteredPool, cause?: ExhaustionCause): void {
+    const attributes = this.attributesOf(pool);
+    this.timeouts.add(1, cause === undefined ? attributes.pool : withCause(attributes.byCause, attributes.pool, cause));
+  }
+
+  /** A checkout waited past the wait threshold; `stack` is the one captured at its request. */
+  recordWaitStalled(pool: MeteredPool, stack: CallPathOf | undefined, cause: ExhaustionCause): void {
+    this.stalls.add(1, this.callSites.withCause(pool.poolName, stack, cause));
   }
 
   /** A lease passed the leak threshold; `stack` is the one captured at its checkout. */
@@ -159,6 +180,7 @@ export class PoolMetrics {
         pool: name,
         idle: { ...name, [ATTR_DB_CLIENT_CONNECTION_STATE]: 'idle' },
         used: { ...name, [ATTR_DB_CLIENT_CONNECTION_STATE]: 'used' },
+        byCause: new Map(),
       };
       this.attributesByPool.set(pool, attributes);
     }
@@ -179,6 +201,8 @@ export interface CallPathOf {
  */
 export class CallSiteAttributes {
   private readonly known = new Map<string, Attributes>();
+  /** Call-site attribute sets with a `pool.exhaustion.cause` added, per set: at most four each. */
+  private readonly causes = new WeakMap<Attributes, Map<ExhaustionCause, Attributes>>();
 
   constructor(private readonly max: number) {}
 
@@ -201,4 +225,25 @@ export class CallSiteAttributes {
     this.known.set(key, attributes);
     return attributes;
   }
+
+  /** {@link CallSiteAttributes.of} with `pool.exhaustion.cause`: same cap, four times the series at most. */
+  withCause(poolName: string, stack: CallPathOf | undefined, cause: ExhaustionCause): Attributes {
+    const base = this.of(poolName, stack);
+    let byCause = this.causes.get(base);
+    if (byCause === undefined) {
+      byCause = new Map();
+      this.causes.set(base, byCause);
+    }
+    return withCause(byCause, base, cause);
+  }
+}
+
+/** `base` with `pool.exhaustion.cause`, built once per cause and kept in `byCause`. */
+function withCause(byCause: Map<ExhaustionCause, Attributes>, base: Attributes, cause: ExhaustionCause): Attributes {
+  let attributes = byCause.get(cause);
+  if (attributes === undefined) {
+    attributes = { ...base, [ATTR_POOL_EXHAUSTION_CAUSE]: cause };
+    byCause.set(cause, attributes);
+  }
+  return attributes;
 }
