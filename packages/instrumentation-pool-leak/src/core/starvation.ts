@@ -69,7 +69,8 @@ export function causeFor(starvation: PoolStarvation, requestedAt: number): Exhau
     holders: starvation.facts,
     waitedMs: Math.max(0, starvation.at - requestedAt),
     checkinsDuringWait: starvation.lastCheckinAt > requestedAt,
-    waiting: starvation.waiting,
+    // The starved checkout waits too, even where the library already dropped it from its queue (a timeout).
+    waiting: Math.max(1, starvation.waiting),
     max: starvation.max,
   });
 }

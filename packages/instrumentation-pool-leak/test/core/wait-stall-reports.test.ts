@@ -182,3 +182,86 @@ for (const driver of drivers) {
     });
   });
 }
+
+/** What the instrumentation put on the pool's own exhausted error. */
+interface EnrichedError {
+  readonly poolHolders?: readonly string[];
+  readonly poolExhaustionCause?: string;
+}
+
+/** A checkout that fails on the exhausted pool, in its own request; resolves with the error. */
+function starvedCheckout(pool: StallPool): Promise<EnrichedError & Error> {
+  async function loadStarved() {
+    return pool.acquire().then(
+      () => {
+        throw new Error('the starved checkout was granted');
+      },
+      (error: unknown) => error as EnrichedError & Error,
+    );
+  }
+  return tracing.inRequest('GET /starved', loadStarved);
+}
+
+function exhaustedEventCause(driver: StallDriver): unknown {
+  const failed = tracing.spansNamed(`${driver.library} checkout`).filter((span) => span.status.code === 2);
+  expect(failed.length).toBeGreaterThan(0);
+  const causes = new Set(failed.map((span) => eventNamed(span, 'pool.exhausted')?.attributes?.['pool.exhaustion.cause']));
+  expect(causes.size).toBe(1);
+  return [...causes][0];
+}
+
+for (const driver of drivers) {
+  // mysql2 has no acquire timeout: its pool is exhausted when the wait queue is full (queueLimit).
+  const limited = driver.library === 'mysql2';
+  const limit = (timeoutMs: number) => (limited ? 1 : timeoutMs);
+  describeDriver(driver, () => {
+    describe(limited ? 'with queueLimit: 1' : 'with a timeout set', () => {
+      it('leaked connections: the error carries both idle holders and leaked_connections, as do pool.exhausted and the timeouts counter', async () => {
+        const pool = newPool(driver, 2, limit(300));
+        const { held } = await fillPool(driver, pool, 2);
+        const before = await timeoutCount(driver, 'leaked_connections');
+        // mysql2: the one place in the queue is taken, so the next checkout is refused at once.
+        const queued = limited ? startWaiter(pool) : undefined;
+        const error = await starvedCheckout(pool);
+        expect(error.poolExhaustionCause).toBe('leaked_connections');
+        expect(error.poolHolders).toHaveLength(2);
+        for (const holder of error.poolHolders!) expect(holder).toMatch(/leakConnection.* held \d+ ms — idle \d+ ms/);
+        expect(Object.keys(error)).not.toContain('poolExhaustionCause');
+        held.forEach((connection) => pool.release(connection));
+        if (queued !== undefined) expect(await queued.done).toBe('granted');
+        expect(exhaustedEventCause(driver)).toBe('leaked_connections');
+        if (!limited) expect(await timeoutCount(driver, 'leaked_connections')).toBe(before + 1);
+      });
+
+      if (driver.slowStatement !== undefined && !limited) {
+        it('holders in a long statement: slow_queries on the error, the event and the counter', async () => {
+          const pool = newPool(driver, 2, 300);
+          const { held, running } = await fillPool(driver, pool, 2, driver.slowStatement);
+          const before = await timeoutCount(driver, 'slow_queries');
+          const error = await starvedCheckout(pool);
+          await driver.cancelSlowStatements();
+          await Promise.all(running);
+          held.forEach((connection) => pool.release(connection));
+          expect(error.poolExhaustionCause).toBe('slow_queries');
+          for (const holder of error.poolHolders!) expect(holder).toMatch(/ held \d+ ms — busy \d+ ms/);
+          expect(exhaustedEventCause(driver)).toBe('slow_queries');
+          expect(await timeoutCount(driver, 'slow_queries')).toBe(before + 1);
+        });
+      }
+
+      if (!limited) {
+        it('a pool of 2 under 20 concurrent short checkouts: the ones that time out say undersized_pool', async () => {
+          const pool = newPool(driver, 2, 200);
+          await warm(pool, 2);
+          const before = await timeoutCount(driver, 'undersized_pool');
+          const results = await burst(driver, pool);
+          const errors = results.filter((result): result is EnrichedError => result !== 'done');
+          expect(errors.length).toBeGreaterThan(0);
+          for (const error of errors) expect(error.poolExhaustionCause).toBe('undersized_pool');
+          expect(exhaustedEventCause(driver)).toBe('undersized_pool');
+          expect(await timeoutCount(driver, 'undersized_pool')).toBe(before + errors.length);
+        });
+      }
+    });
+  });
+}

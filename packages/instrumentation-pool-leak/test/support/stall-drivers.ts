@@ -2,7 +2,7 @@
 // (pg-pool) on the test PostgreSQL, mysql2 on the test MariaDB, generic-pool with in-memory
 // resources. Each pool waits forever unless `timeoutMs` is given (their defaults).
 import type * as GenericPoolModule from 'generic-pool';
-import type { Pool as PgPool } from 'pg';
+import type { Pool as PgPool, PoolClient } from 'pg';
 import { requireLibrary, resourceFactory } from './in-memory-resources';
 import { loadMysql2, mysql2Options } from './mysql2';
 import { loadPg, postgresConfig } from './pg';
@@ -41,7 +41,7 @@ export function pgDriver(): StallDriver {
     newPool(max, timeoutMs = 0) {
       const pool: PgPool = new pg.Pool({ ...postgresConfig(), max, connectionTimeoutMillis: timeoutMs });
       pool.on('error', () => {});
-      type Client = Awaited<ReturnType<PgPool['connect']>>;
+      type Client = PoolClient;
       return {
         acquire: async () => (await pool.connect()) as unknown as Held,
         release: (held) => (held as unknown as Client).release(),
