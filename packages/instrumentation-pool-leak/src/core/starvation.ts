@@ -1,7 +1,7 @@
 import type { Attributes } from '@opentelemetry/api';
 import { exhaustionCause, type ExhaustionCause, type HolderFacts } from '../signals/exhaustion-cause';
 import { ATTR_DB_CLIENT_CONNECTION_MAX, ATTR_POOL_EXHAUSTION_CAUSE, ATTR_POOL_PENDING, ATTR_POOL_WAIT_MS } from '../signals/semconv';
-import { exhaustedPoolAttributes, poolHolders, type Holder } from './pool-holders';
+import { exhaustedPoolAttributes, nameHolders, type Holder } from './pool-holders';
 import type { TrackedPool } from './tracked-pool';
 
 /**
@@ -11,7 +11,7 @@ import type { TrackedPool } from './tracked-pool';
 export interface PoolStarvation {
   /** `performance.now()` when it was gathered: every time below is measured to here. */
   readonly at: number;
-  /** `pool.holders` (see {@link poolHolders}). */
+  /** `pool.holders` (see {@link nameHolders}). */
   readonly holders: readonly string[];
   /** `pool.holders`, `pool.holders.count`, `db.client.connection.max`, `pool.pending`. */
   readonly attributes: Readonly<Attributes>;
@@ -41,13 +41,8 @@ export function starvationOf(pool: TrackedPool<Holder>, now = performance.now())
   const millisecond = Math.floor(now);
   const cached = cache.get(pool);
   if (cached !== undefined && cached.version === pool.holdersVersion && cached.millisecond === millisecond) return cached.starvation;
-  const holders = poolHolders(pool, now);
+  const { holders, facts } = nameHolders(pool, now);
   const attributes = exhaustedPoolAttributes(pool, holders);
-  const facts: HolderFacts[] = [];
-  for (const lease of pool.heldLeases) {
-    const activity = lease.activityAt(now);
-    facts.push({ heldMs: lease.heldMs(now), busy: activity.state === 'busy', stateMs: activity.stateMs });
-  }
   const pending = attributes[ATTR_POOL_PENDING];
   const max = attributes[ATTR_DB_CLIENT_CONNECTION_MAX];
   const starvation: PoolStarvation = {

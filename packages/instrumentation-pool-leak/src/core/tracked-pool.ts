@@ -29,13 +29,6 @@ export interface PoolDescription {
   readonly maxConnections?: number | undefined;
 }
 
-/** The holders of a pool as named at one millisecond, at one {@link TrackedPool.holdersVersion}. */
-export interface NamedHolders {
-  readonly version: number;
-  readonly millisecond: number;
-  readonly holders: readonly string[];
-}
-
 /**
  * A pool the instrumentation has seen: its fixed span attributes and its open leases. Generic in
  * the lease type so that this module knows nothing of leases beyond holding them.
@@ -83,8 +76,6 @@ export class TrackedPool<L = unknown> implements MeteredPool {
    * starting or ending, a transaction opening or closing on a held connection.
    */
   holdersVersion = 0;
-  /** The holders last named for this pool (see `pool-holders.ts`), reused while still true. */
-  namedHolders: NamedHolders | undefined;
   /** `performance.now()` at the last checkin of a held lease: did the pool turn over during a wait? */
   lastCheckinAt = 0;
 
