@@ -46,8 +46,7 @@ async function timeoutCount(driver: StallDriver, cause: string): Promise<number>
 }
 
 function poolOf(driver: StallDriver, attributes: Record<string, unknown>): boolean {
-  const name = String(attributes['db.client.connection.pool.name']);
-  return driver.library === 'generic-pool' ? name === 'generic-pool' : driver.library === 'pg-pool' ? name.endsWith('/postgres') || name.includes(':') : true;
+  return driver.ownsPoolName(String(attributes['db.client.connection.pool.name']));
 }
 
 function sumOf(points: readonly { readonly value: unknown }[]): number {

@@ -26,6 +26,8 @@ export interface StallDriver {
   /** A statement of a few tens of milliseconds. */
   readonly shortStatement: string | undefined;
   newPool(max: number, timeoutMs?: number): StallPool;
+  /** Whether a metric point's `db.client.connection.pool.name` is one of this driver's pools. */
+  ownsPoolName(name: string): boolean;
   /** Ends every running slow statement on the server. */
   cancelSlowStatements(): Promise<void>;
 }
@@ -36,6 +38,7 @@ export function pgDriver(): StallDriver {
   const slowStatement = 'SELECT pg_sleep(30) AS slow';
   return {
     library: 'pg-pool',
+    ownsPoolName: (name) => name.includes(`:${postgresConfig().port}/`),
     slowStatement,
     shortStatement: 'SELECT pg_sleep(0.05) AS short',
     newPool(max, timeoutMs = 0) {
@@ -66,6 +69,7 @@ export function mysql2Driver(): StallDriver {
   const slowStatement = 'SELECT SLEEP(30) AS slow';
   return {
     library: 'mysql2',
+    ownsPoolName: (name) => name.includes(`:${mysql2Options().port}/`),
     slowStatement,
     shortStatement: 'SELECT SLEEP(0.05) AS short',
     newPool(max, queueLimit = 0) {
@@ -94,6 +98,7 @@ export function genericPoolDriver(): StallDriver {
   const genericPool = requireLibrary<typeof GenericPoolModule>('generic-pool');
   return {
     library: 'generic-pool',
+    ownsPoolName: (name) => name === 'generic-pool',
     slowStatement: undefined,
     shortStatement: undefined,
     newPool(max, timeoutMs) {
