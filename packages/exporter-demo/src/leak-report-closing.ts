@@ -35,5 +35,9 @@ function shortVerdict(pool: PoolReport): string {
       const ratio = verdict.max === undefined || verdict.max === 0 ? '' : ` (${ratioText(verdict.demand / verdict.max)})`;
       return `UNDERSIZED — ${plural(pool.timeouts, 'checkout')} timed out; peak demand ${verdict.demand} for ${verdict.max ?? '?'} connections${ratio}, nothing leaked`;
     }
+    case 'slow queries':
+      return `EXHAUSTED BY SLOW QUERIES — ${plural(pool.timeouts, 'checkout')} timed out behind statements that ran through the wait`;
+    case 'mixed':
+      return `EXHAUSTED: MIXED CAUSES — ${plural(pool.timeouts, 'checkout')} timed out`;
   }
 }

@@ -127,6 +127,10 @@ export function verdictText(verdict: PoolVerdict, pool: Pick<PoolReport, 'queued
       const ratio = verdict.max === undefined || verdict.max === 0 ? '' : ` = ${ratioText(verdict.demand / verdict.max)}`;
       return `UNDERSIZED — peak concurrent demand ${verdict.demand} (held + waiting) for ${size}${ratio}; holders came back, none leaked`;
     }
+    case 'slow queries':
+      return 'EXHAUSTED BY SLOW QUERIES — most holders ran one statement through the whole wait';
+    case 'mixed':
+      return 'EXHAUSTED: MIXED CAUSES — no one cause (leaks, slow queries, too few connections) held most connections';
   }
 }
 

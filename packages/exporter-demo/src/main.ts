@@ -121,6 +121,9 @@ function startTelemetryOrExplain(options: DemoOptions, otlp: Parameters<typeof s
   try {
     return startTelemetry({
       leakThresholdMs: options.thresholdMs,
+      // Half the checkout timeout: a billing checkout that will time out is first reported as a
+      // stalled waiter, as it would be in a service whose pool waits forever.
+      waitThresholdMs: Math.max(1, Math.round(options.checkoutTimeoutMs / 2)),
       outputPath: options.output,
       otlp,
       metricIntervalMs: options.short ? 2000 : 5000,

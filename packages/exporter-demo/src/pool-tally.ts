@@ -1,10 +1,15 @@
 // Per-pool tallies of checkout spans, and the verdict on each pool. Everything comes from the
 // exported spans alone (pool.wait_ms, pool.pending_at_request, the pool.exhausted event), so the
 // verdict works for any application; it is decided at report time, when the leak table is final.
+// Why the pool ran dry is the instrumentation's `pool.exhaustion.cause` (its one rule, see the
+// instrumentation's README), the cause its pool.exhausted events named most; the tallies only
+// say who and by how much. Spans from an instrumentation that did not write the cause yet get
+// the older reading of the holders (leaking call sites held most slots → leaks, else undersized).
 import { hrTimeToMilliseconds } from '@opentelemetry/core';
 import {
   ATTR_DB_CLIENT_CONNECTION_MAX,
   ATTR_DB_CLIENT_CONNECTION_POOL_NAME,
+  ATTR_POOL_EXHAUSTION_CAUSE,
   ATTR_POOL_HOLDERS,
   ATTR_POOL_HOLDERS_COUNT,
   ATTR_POOL_LIBRARY,
@@ -43,7 +48,15 @@ export type PoolVerdict =
       readonly holderSlots: number;
     }
   /** Checkouts timed out while the holders kept turning over: more demand than connections. */
-  | { readonly kind: 'undersized'; readonly demand: number; readonly max: number | undefined };
+  | { readonly kind: 'undersized'; readonly demand: number; readonly max: number | undefined }
+  /** Most holders were running one statement through the whole wait (`slow_queries`). */
+  | { readonly kind: 'slow queries' }
+  /** No one cause held most connections (`mixed`). */
+  | { readonly kind: 'mixed' };
+
+/** Values of the instrumentation's `pool.exhaustion.cause`. */
+type ExhaustionCause = 'leaked_connections' | 'slow_queries' | 'undersized_pool' | 'mixed';
+const CAUSES: readonly string[] = ['leaked_connections', 'slow_queries', 'undersized_pool', 'mixed'];
 
 /** One pool's line in the report. */
 export interface PoolReport {
@@ -93,6 +106,8 @@ class PoolTally {
   readonly holders = new Map<string, HolderTally>();
   /** Holder slots with no call site, past the table cap, or in the part of the list not shown. */
   unknownHolderSlots = 0;
+  /** `pool.exhaustion.cause` of each pool.exhausted event that carried one. */
+  readonly causes = new Map<ExhaustionCause, number>();
 
   record(span: ReportSpan): void {
     this.checkouts++;
@@ -117,6 +132,8 @@ class PoolTally {
     this.timeouts++;
     const max = attributes[ATTR_DB_CLIENT_CONNECTION_MAX];
     if (typeof max === 'number') this.max = max;
+    const cause = attributes[ATTR_POOL_EXHAUSTION_CAUSE];
+    if (typeof cause === 'string' && CAUSES.includes(cause)) this.causes.set(cause as ExhaustionCause, (this.causes.get(cause as ExhaustionCause) ?? 0) + 1);
     const pending = numberOr(attributes[ATTR_POOL_PENDING], 0);
     this.peakPending = Math.max(this.peakPending, pending);
     const entries = attributes[ATTR_POOL_HOLDERS];
@@ -167,6 +184,28 @@ class PoolTally {
 
   private verdict(isLeakingSite: IsLeakingSite, nameCaller: NameCaller): PoolVerdict {
     if (this.timeouts === 0) return { kind: 'ok' };
+    const cause = this.mostNamedCause();
+    if (cause === 'slow_queries') return { kind: 'slow queries' };
+    if (cause === 'mixed') return { kind: 'mixed' };
+    if (cause === 'undersized_pool') return { kind: 'undersized', demand: this.peakDemand(), max: this.max };
+    const leaks = this.leakVerdict(isLeakingSite, nameCaller, cause === 'leaked_connections');
+    if (leaks !== undefined) return leaks;
+    return cause === 'leaked_connections' ? { kind: 'mixed' } : { kind: 'undersized', demand: this.peakDemand(), max: this.max };
+  }
+
+  /** The cause the pool's exhausted events named most; undefined when none named one. */
+  private mostNamedCause(): ExhaustionCause | undefined {
+    let best: ExhaustionCause | undefined;
+    for (const [cause, count] of this.causes) if (best === undefined || count > (this.causes.get(best) ?? 0)) best = cause;
+    return best;
+  }
+
+  /**
+   * The leaking call site that held the most slots through the waits. With `decided` (the
+   * instrumentation said leaked_connections), the site that held the most slots through the
+   * waits, leaking or not; without it, only when leaking sites held at least half the slots.
+   */
+  private leakVerdict(isLeakingSite: IsLeakingSite, nameCaller: NameCaller, decided: boolean): PoolVerdict | undefined {
     let holderSlots = this.unknownHolderSlots;
     let leakSlots = 0;
     let top: HolderTally | undefined;
@@ -176,10 +215,13 @@ class PoolTally {
       leakSlots += tally.stuck;
       if (top === undefined || tally.stuck > top.stuck) top = tally;
     }
-    if (top !== undefined && top.stuck > 0 && leakSlots * 2 >= holderSlots) {
+    if (decided && (top === undefined || top.stuck === 0)) {
+      for (const tally of this.holders.values()) if (top === undefined || tally.stuck > top.stuck) top = tally;
+    }
+    if (top !== undefined && top.stuck > 0 && (decided || leakSlots * 2 >= holderSlots)) {
       return { kind: 'leaks', site: top.site, caller: nameCaller(top.site), slots: top.stuck, holderSlots };
     }
-    return { kind: 'undersized', demand: this.peakDemand(), max: this.max };
+    return undefined;
   }
 
   /**

@@ -18,6 +18,8 @@ export const SERVICE_NAME = 'pool-leak-demo';
 
 export interface TelemetryOptions {
   readonly leakThresholdMs: number;
+  /** `waitThresholdMs` of the instrumentation: checkouts waiting longer are reported while they wait. */
+  readonly waitThresholdMs: number;
   readonly outputPath: string;
   /** Where to send OTLP; undefined when nothing listens there. */
   readonly otlp: OtlpEndpoint | undefined;
@@ -70,7 +72,7 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
   if (options.prometheusPort !== undefined) metricReaders.push(prometheusReader(options.prometheusPort));
   const sdk = new NodeSDK({
     serviceName,
-    instrumentations: [new PoolLeakInstrumentation({ leakThresholdMs: options.leakThresholdMs })],
+    instrumentations: [new PoolLeakInstrumentation({ leakThresholdMs: options.leakThresholdMs, waitThresholdMs: options.waitThresholdMs })],
     spanProcessors,
     // Explicitly empty: left out, NodeSDK would build OTLP metric and log exporters from the
     // environment and send to localhost:4318 even when the probe found nothing there.

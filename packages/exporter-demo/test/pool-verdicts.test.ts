@@ -24,6 +24,8 @@ interface ExhaustedAt {
   readonly max: number;
   readonly pending: number;
   readonly holdersCount?: number;
+  /** The instrumentation's verdict on the event; none from an older instrumentation. */
+  readonly cause?: string;
 }
 
 function setup() {
@@ -69,6 +71,7 @@ function setup() {
             'pool.holders.count': exhausted.holdersCount ?? exhausted.holders.length,
             'db.client.connection.max': exhausted.max,
             'pool.pending': exhausted.pending,
+            ...(exhausted.cause === undefined ? {} : { 'pool.exhaustion.cause': exhausted.cause }),
           });
           span.setStatus({ code: SpanStatusCode.ERROR, message: TIMEOUT });
         },
@@ -119,6 +122,28 @@ function lineOf(report: LeakReportExporter, start: string): string {
 }
 
 describe('pool verdicts', () => {
+  it("follows the instrumentation's pool.exhaustion.cause when the events carry it: the holders only say who", () => {
+    const { report, site, leaked, timedOut } = setup();
+    const exportInvoice = site('BillingService.exportInvoice', '/srv/app/billing.js', 117, 'handle (/srv/app/http.js:30)');
+    const getOrder = site('BillingService.getOrder', '/srv/app/billing.js', 80, 'handle (/srv/app/http.js:29)');
+    const holders = [holder(exportInvoice, 4200), holder(exportInvoice, 2500)];
+    for (let i = 0; i < 2; i++) leaked(BILLING, exportInvoice);
+    // The holders alone would read as leaks; the instrumentation saw them busy in one statement.
+    timedOut(BILLING, getOrder, { waitedMs: 1000, holders, max: 2, pending: 1, cause: 'slow_queries' });
+    timedOut(BILLING, getOrder, { waitedMs: 1000, holders, max: 2, pending: 1, cause: 'slow_queries' });
+    timedOut(BILLING, getOrder, { waitedMs: 1000, holders, max: 2, pending: 1, cause: 'mixed' });
+    expect(poolNamed(report, BILLING).verdict).toEqual({ kind: 'slow queries' });
+    expect(lineOf(report, `${BILLING}: `)).toMatch(/: EXHAUSTED BY SLOW QUERIES — /);
+
+    const catalog = site('CatalogService.search', '/srv/app/catalog.js', 12, 'handle (/srv/app/http.js:40)');
+    timedOut(CATALOG, catalog, { waitedMs: 250, holders: [holder(catalog, 9000), holder(catalog, 9000)], max: 2, pending: 7, cause: 'undersized_pool' });
+    expect(poolNamed(report, CATALOG).verdict).toMatchObject({ kind: 'undersized', max: 2 });
+
+    const carts = site('CartService.pay', '/srv/app/carts.js', 20, 'handle (/srv/app/http.js:50)');
+    timedOut(CARTS, carts, { waitedMs: 250, holders: [holder(carts, 5000), holder(carts, 4000)], max: 2, pending: 1, cause: 'leaked_connections' });
+    expect(poolNamed(report, CARTS).verdict).toMatchObject({ kind: 'leaks', caller: { functionName: 'CartService.pay' } });
+  });
+
   it('calls a pool exhausted by leaks when most holders at its timeouts are leases of a leaking call site that kept them', () => {
     const { report, site, leaked, granted, timedOut } = setup();
     const exportInvoice = site('BillingService.exportInvoice', '/srv/app/billing.js', 117, 'handle (/srv/app/http.js:30)');

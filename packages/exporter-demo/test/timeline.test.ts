@@ -15,10 +15,12 @@ import {
   ATTR_POOL_HOLDERS_COUNT,
   ATTR_POOL_LEASE_STATE,
   ATTR_POOL_PENDING,
+  ATTR_POOL_EXHAUSTION_CAUSE,
   ATTR_POOL_WAIT_MS,
   EVENT_POOL_ACQUIRED,
   EVENT_POOL_EXHAUSTED,
   EVENT_POOL_LEAK_SUSPECTED,
+  EVENT_POOL_WAIT_STALLED,
 } from 'opentelemetry-instrumentation-pool-leak';
 import { describe, expect, it } from 'vitest';
 import { OPEN_AT_SHUTDOWN } from '../src/leak-report-data';
@@ -28,7 +30,6 @@ import { buildTimeline, type Timeline } from '../src/timeline/pool-timeline';
 import { parseTraces } from '../src/timeline/read-traces';
 import { renderPage } from '../src/timeline/render-html';
 import { TraceFileError, type TraceSpan } from '../src/timeline/trace-span';
-import { ATTR_POOL_EXHAUSTION_CAUSE, EVENT_POOL_WAIT_STALLED } from '../src/timeline/upcoming-names';
 import { summarizePools } from '../src/timeline/verdict';
 import { toJaegerExport } from './support/jaeger-export';
 
@@ -195,17 +196,19 @@ describe('the timeline model', () => {
 });
 
 describe('verdicts', () => {
-  it("uses pool.exhaustion.cause when the spans carry it, and the demo's rule when they do not", () => {
+  it("uses the instrumentation's pool.exhaustion.cause; without it, a starved pool's cause is unknown, never guessed", () => {
     const before = scenario();
-    const [fallback] = summarizePools(buildTimeline(before), before);
-    expect(fallback?.verdict).toEqual({ cause: 'leaked_connections', headline: 'EXHAUSTED BY LEAKED CONNECTIONS', source: "the demo's rule (no pool.exhaustion.cause in the file)" });
-    expect(fallback?.top).toMatchObject({ callPath: EXPORT_INVOICE, leaked: 2, leases: 2 });
-    expect(fallback?.top?.caller.functionName).toBe('BillingService.exportInvoice');
-    expect(fallback?.leaked).toBe(2);
+    const [uncaused] = summarizePools(buildTimeline(before));
+    expect(uncaused?.verdict).toEqual({ cause: 'unknown', headline: 'CHECKOUTS FAILED — cause not recorded', source: 'no pool.exhaustion.cause in the file' });
+    expect(uncaused?.top).toMatchObject({ callPath: EXPORT_INVOICE, leaked: 2, leases: 2 });
+    expect(uncaused?.top?.caller.functionName).toBe('BillingService.exportInvoice');
+    expect(uncaused?.leaked).toBe(2);
 
-    const after = scenario({ cause: 'slow_queries' });
-    const [caused] = summarizePools(buildTimeline(after), after);
-    expect(caused?.verdict).toEqual({ cause: 'slow_queries', headline: 'EXHAUSTED BY SLOW QUERIES', source: 'pool.exhaustion.cause' });
+    for (const cause of ['leaked_connections', 'slow_queries', 'undersized_pool', 'mixed'] as const) {
+      const after = scenario({ cause });
+      const [caused] = summarizePools(buildTimeline(after));
+      expect(caused?.verdict).toMatchObject({ cause, source: 'pool.exhaustion.cause' });
+    }
   });
 });
 
@@ -214,7 +217,7 @@ describe('the page', () => {
     const hostile = `<script>alert("x")</script> & 'q' (app/<b>.js:1) ← handle (app/http.js:2)`;
     const spans = scenario({ callPath: hostile });
     const timeline = buildTimeline(spans);
-    const html = renderPage({ source: 'traces "<1>".jsonl', timeline, summaries: summarizePools(timeline, spans) });
+    const html = renderPage({ source: 'traces "<1>".jsonl', timeline, summaries: summarizePools(timeline) });
     expect(html).not.toContain('<script>alert');
     expect(html).not.toContain('<b>.js');
     expect(html).toContain('&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;q&#39;');

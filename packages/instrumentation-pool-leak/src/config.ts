@@ -8,6 +8,7 @@ export const DEFAULTS = {
   fullStacks: false,
   checkinStackFrames: 30,
   leakThresholdMs: 30_000,
+  waitThresholdMs: 5_000,
   maxMetricCallSites: 100,
   libraries: POOL_LIBRARIES,
   enrichErrors: false,
@@ -41,6 +42,8 @@ export interface ResolvedConfig {
   readonly checkinStackFrames: number;
   /** 0 = leak detection off. */
   readonly leakThresholdMs: number;
+  /** 0 = stalled-waiter detection off. */
+  readonly waitThresholdMs: number;
   readonly maxMetricCallSites: number;
   readonly libraries: ReadonlySet<PoolLibrary>;
   /** Append the holders to the message of a pool's own exhausted error. */
@@ -93,6 +96,14 @@ export function resolveConfig(
         DEFAULTS.leakThresholdMs,
         warn,
       ),
+      waitThresholdMs: pickCount(
+        option('waitThresholdMs'),
+        'waitThresholdMs',
+        env,
+        'OTEL_POOL_LEAK_WAIT_THRESHOLD_MS',
+        DEFAULTS.waitThresholdMs,
+        warn,
+      ),
       maxMetricCallSites: pickCodeOnlyCount(option('maxMetricCallSites'), 'maxMetricCallSites', DEFAULTS.maxMetricCallSites, warn),
       libraries: pickLibraries(option('libraries'), env, warn),
       enrichErrors: pickBoolean(option('enrichErrors'), 'enrichErrors', env, 'OTEL_POOL_LEAK_ENRICH_ERRORS', DEFAULTS.enrichErrors, warn),
@@ -107,6 +118,7 @@ export function resolveConfig(
       fullStacks: DEFAULTS.fullStacks,
       checkinStackFrames: DEFAULTS.checkinStackFrames,
       leakThresholdMs: DEFAULTS.leakThresholdMs,
+      waitThresholdMs: DEFAULTS.waitThresholdMs,
       maxMetricCallSites: DEFAULTS.maxMetricCallSites,
       libraries: new Set(DEFAULTS.libraries),
       enrichErrors: DEFAULTS.enrichErrors,

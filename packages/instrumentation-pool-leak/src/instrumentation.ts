@@ -122,6 +122,7 @@ function coreSettingsFor(settings: ResolvedConfig): LeaseCoreSettings {
     // Checkin stacks are captured only when a checkin event fires: always the whole capped stack.
     checkinStackCapture: stackCaptureOf(settings.checkinStackFrames, true),
     leakThresholdMs: settings.leakThresholdMs,
+    waitThresholdMs: settings.waitThresholdMs,
     maxMetricCallSites: settings.maxMetricCallSites,
     enrichErrors: settings.enrichErrors,
     poolMetrics: settings.poolMetrics,

@@ -56,8 +56,23 @@ export interface PoolLeakInstrumentationConfig extends InstrumentationConfig {
   leakThresholdMs?: number;
 
   /**
+   * A checkout still waiting for a connection after this many milliseconds is reported once,
+   * while it waits: a `<library> wait.stalled` span exported at once (the waiter's call site,
+   * `pool.wait_ms`, `pool.pending`, `db.client.connection.max`, the holders and
+   * `pool.exhaustion.cause`), the `pool.wait.stalled` event on its checkout span when that span
+   * starts, and the `pool.wait.stalled` counter. pg-pool, mysql2 and generic-pool wait forever by
+   * default, so this may be the only sign of an exhausted pool. `0` turns it off. Changes with
+   * `setConfig` apply to the checkouts already waiting.
+   *
+   * Default `5000`; environment `OTEL_POOL_LEAK_WAIT_THRESHOLD_MS`. Cost: a Set insert and
+   * delete per checkout, one shared unref'd timer that looks only at waiters past the threshold,
+   * and per sweep one holders list per starved pool, however many wait.
+   */
+  waitThresholdMs?: number;
+
+  /**
    * Distinct call sites (`code.function.name`, `code.file.path`, `code.line.number`,
-   * `pool.call_path`) the `pool.leak.suspected` and `pool.use.foreign_context` counters keep apart; the rest are counted under
+   * `pool.call_path`) the `pool.leak.suspected`, `pool.use.foreign_context` and `pool.wait.stalled` counters keep apart; the rest are counted under
    * `code.function.name="_OTHER"`. Default `100`.
    */
   maxMetricCallSites?: number;

@@ -19,6 +19,19 @@ describe('resolveConfig', () => {
     expect(warnings).toEqual([]);
   });
 
+  it('waitThresholdMs: 5000 by default; OTEL_POOL_LEAK_WAIT_THRESHOLD_MS; 0 = off; the code option wins; malformed values warn once and keep the default', () => {
+    expect(resolveWith({}, {}).config.waitThresholdMs).toBe(5000);
+    expect(resolveWith({}, { OTEL_POOL_LEAK_WAIT_THRESHOLD_MS: '250' }).config.waitThresholdMs).toBe(250);
+    expect(resolveWith({}, { OTEL_POOL_LEAK_WAIT_THRESHOLD_MS: '0' }).config.waitThresholdMs).toBe(0);
+    expect(resolveWith({ waitThresholdMs: 40 }, { OTEL_POOL_LEAK_WAIT_THRESHOLD_MS: '250' }).config.waitThresholdMs).toBe(40);
+    const fromEnv = resolveWith({}, { OTEL_POOL_LEAK_WAIT_THRESHOLD_MS: '5s' });
+    expect(fromEnv.config.waitThresholdMs).toBe(5000);
+    expect(fromEnv.warnings).toEqual(['pool-leak: OTEL_POOL_LEAK_WAIT_THRESHOLD_MS="5s" is not a whole number >= 0; using the default 5000.']);
+    const fromCode = resolveWith({ waitThresholdMs: -1 }, {});
+    expect(fromCode.config.waitThresholdMs).toBe(5000);
+    expect(fromCode.warnings).toEqual(['pool-leak: option waitThresholdMs=-1 is not a whole number >= 0; using the default 5000.']);
+  });
+
   it('fullStacks: off by default; OTEL_POOL_LEAK_FULL_STACKS; the code option wins; malformed values warn once and keep the default', () => {
     expect(resolveWith({}, {}).config.fullStacks).toBe(false);
     expect(resolveWith({}, { OTEL_POOL_LEAK_FULL_STACKS: 'true' }).config.fullStacks).toBe(true);

@@ -13,14 +13,18 @@ import {
   ATTR_POOL_LIBRARY,
   ATTR_POOL_PENDING,
   ATTR_POOL_WAIT_MS,
+  ATTR_POOL_EXHAUSTION_CAUSE,
   EVENT_POOL_ACQUIRED,
   EVENT_POOL_EXHAUSTED,
   EVENT_POOL_LEAK_SUSPECTED,
+  EVENT_POOL_WAIT_STALLED,
 } from 'opentelemetry-instrumentation-pool-leak';
 import { OPEN_AT_SHUTDOWN } from '../leak-report-data';
 import { assignLanes, maxConcurrency } from './lanes';
 import type { TraceAttributes, TraceEvent, TraceSpan } from './trace-span';
-import { ATTR_POOL_EXHAUSTION_CAUSE, EVENT_POOL_WAIT_STALLED, STALL_SPAN_SUFFIX } from './upcoming-names';
+
+/** Span name suffix of the stalled-waiter span (`<library> wait.stalled`). */
+const STALL_SPAN_SUFFIX = ' wait.stalled';
 
 export type LeaseOutcome = 'checked in' | 'open at shutdown' | 'never got a connection' | 'failed';
 

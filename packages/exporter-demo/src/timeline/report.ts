@@ -16,7 +16,7 @@ export interface WrittenReport {
 export function writeTimelineReport(input: string, output: string): WrittenReport {
   const spans = readTraceFile(input);
   const timeline = buildTimeline(spans);
-  const pools = summarizePools(timeline, spans);
+  const pools = summarizePools(timeline);
   const html = renderPage({ source: basename(input), timeline, summaries: pools });
   mkdirSync(dirname(output), { recursive: true });
   writeFileSync(output, html);

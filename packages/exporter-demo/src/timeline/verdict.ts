@@ -1,10 +1,8 @@
 // Each pool's verdict and top call path, for the first screen of the page. The verdict is the
-// instrumentation's `pool.exhaustion.cause` (on `pool.exhausted` and `pool.wait.stalled`) when the
-// spans carry it; until they do, the demo's own rule (fallback-verdict.ts).
+// instrumentation's `pool.exhaustion.cause` (on `pool.exhausted` and `pool.wait.stalled`): the
+// rule lives there, once; the page only counts which cause the pool's reports named most.
 import { CALL_PATH_SEPARATOR, CallerNamer, type Caller } from '../call-path';
-import { fallbackCauses } from './fallback-verdict';
 import type { Lease, PoolTimeline, Timeline } from './pool-timeline';
-import type { TraceSpan } from './trace-span';
 
 export type Cause = 'leaked_connections' | 'slow_queries' | 'undersized_pool' | 'mixed';
 
@@ -13,7 +11,7 @@ export interface PoolVerdict {
   readonly cause: Cause | 'ok' | 'unknown';
   readonly headline: string;
   /** Where the verdict came from, said on the page. */
-  readonly source: 'pool.exhaustion.cause' | "the demo's rule (no pool.exhaustion.cause in the file)";
+  readonly source: 'pool.exhaustion.cause' | 'no pool.exhaustion.cause in the file';
 }
 
 export interface TopCallPath {
@@ -40,20 +38,20 @@ const HEADLINES: Record<PoolVerdict['cause'], string> = {
   unknown: 'CHECKOUTS FAILED — cause not recorded',
 };
 
-export function summarizePools(timeline: Timeline, spans: readonly TraceSpan[]): PoolSummary[] {
+export function summarizePools(timeline: Timeline): PoolSummary[] {
   const namer = new CallerNamer(timeline.pools.flatMap((pool) => [...pool.leases, ...pool.failed].map((lease) => lease.callPath.split(CALL_PATH_SEPARATOR))));
-  let fallback: ReadonlyMap<string, string> | undefined;
   return timeline.pools.map((pool) => {
-    let verdict = verdictFromCause(pool);
-    if (verdict === undefined) {
-      fallback ??= fallbackCauses(spans);
-      const cause = fallback.get(pool.name);
-      const known = cause === 'leaked_connections' || cause === 'undersized_pool' || cause === 'ok' ? cause : 'unknown';
-      verdict = { cause: known, headline: HEADLINES[known], source: "the demo's rule (no pool.exhaustion.cause in the file)" };
-    }
+    const verdict = verdictFromCause(pool) ?? withoutCause(pool);
     const top = topCallPath(pool, namer);
     return { pool, verdict, top, leaked: pool.leases.filter(isLeaked).length };
   });
+}
+
+/** A pool whose reports carry no cause: fine when no checkout failed or stalled, else unexplained (an older instrumentation). */
+function withoutCause(pool: PoolTimeline): PoolVerdict {
+  const starved = pool.failed.length > 0 || pool.markers.some((marker) => marker.kind === 'exhausted' || marker.kind === 'stall');
+  const cause = starved ? 'unknown' : 'ok';
+  return { cause, headline: HEADLINES[cause], source: 'no pool.exhaustion.cause in the file' };
 }
 
 /** The cause most reports of the pool named; undefined when none carried one. */

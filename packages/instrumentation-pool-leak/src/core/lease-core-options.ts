@@ -8,6 +8,8 @@ export interface LeaseCoreSettings {
   readonly checkinStackCapture: StackCapture;
   /** 0 = leak detection off. */
   readonly leakThresholdMs: number;
+  /** 0 = stalled-waiter detection off. */
+  readonly waitThresholdMs: number;
   readonly maxMetricCallSites: number;
   /** Append the holders to the message of a pool's own exhausted error (`poolHolders` is always set). */
   readonly enrichErrors: boolean;

@@ -24,6 +24,7 @@ import { Lease, type LeaseHost, type LeasePool } from './lease';
 import { pendingAheadOf, probeFaultLine, type PoolProbe, type ProbeFaultReport, type ReleasePolicy } from './pool-probe';
 import { PoolRegistry } from './pool-registry';
 import { ProviderShutdownHook } from './provider-shutdown';
+import { WaitStalls } from './wait-stall-reports';
 
 export type { LeaseCoreOptions, LeaseCoreSettings };
 
@@ -67,6 +68,8 @@ export class LeaseCore implements LeaseHost<Lease> {
     }
   };
   leakWatch: LeakWatch<Lease> = NO_LEAK_WATCH;
+  /** Checkouts waiting past the wait threshold (see {@link WaitStalls}). */
+  readonly stalls: WaitStalls;
 
   constructor(private readonly options: LeaseCoreOptions) {
     this.errors = new ErrorReports(options.diag ?? diag);
@@ -77,9 +80,11 @@ export class LeaseCore implements LeaseHost<Lease> {
       maxMetricCallSites: 100,
       enrichErrors: false,
       poolMetrics: 'auto',
+      waitThresholdMs: 0,
       ...options.settings,
     };
     this.metrics = this.createMetrics(options.meter);
+    this.stalls = new WaitStalls(this, options.tracer, this.settings.waitThresholdMs);
     this.leakWatch = leakWatchFor(this.settings.leakThresholdMs, this.onLeak);
   }
 
@@ -90,6 +95,7 @@ export class LeaseCore implements LeaseHost<Lease> {
   configure(settings: LeaseCoreSettings): void {
     const previousThreshold = this.settings.leakThresholdMs;
     this.settings = settings;
+    this.stalls.configure(settings.waitThresholdMs, this.stopped ? undefined : this.registry.busyPools);
     const threshold = settings.leakThresholdMs;
     if (threshold === previousThreshold) return;
     this.leakWatch = rewatch(this.leakWatch, threshold, this.onLeak, this.stopped ? undefined : this.registry.busyPools);
@@ -139,6 +145,7 @@ export class LeaseCore implements LeaseHost<Lease> {
       const lease = new Lease(this, tracked, span, callerContext, ownerTraceId, stack, pendingAhead);
       if (!tracked.hasOpenLeases) this.registry.busyPools.add(tracked);
       tracked.waitingLeases.add(lease);
+      this.stalls.watch(lease);
       return lease;
     } catch (error) {
       this.reportError('checkout', error);
@@ -186,7 +193,7 @@ export class LeaseCore implements LeaseHost<Lease> {
       const pool = this.registry.get(poolObject);
       if (pool === undefined) return;
       for (const lease of pool.openLeases()) {
-        if (!lease.isHeld) lease.endAtShutdown('pool ended with the checkout still waiting');
+        if (!lease.isHeld) this.stalls.endAtShutdown(lease, 'pool ended with the checkout still waiting');
         else if (closedHeld) lease.checkin(true, boundary);
       }
     } catch (error) {
@@ -200,6 +207,7 @@ export class LeaseCore implements LeaseHost<Lease> {
       if (span.isRecording()) {
         if (lease.stack !== undefined) span.setAttributes(lease.stack.attributes);
         if (lease.pendingAtRequest !== undefined) span.setAttribute(ATTR_POOL_PENDING_AT_REQUEST, lease.pendingAtRequest);
+        this.stalls.spanStarted(lease, span);
       }
       return span;
     } catch (error) {
@@ -228,6 +236,7 @@ export class LeaseCore implements LeaseHost<Lease> {
     pool.waitingLeases.delete(lease);
     pool.heldLeases.add(lease);
     pool.holdersVersion++;
+    this.stalls.unwatch(lease);
     this.leakWatch.watch(lease);
   }
 
@@ -246,6 +255,7 @@ export class LeaseCore implements LeaseHost<Lease> {
     this.failures.flush();
     this.endLeases(this.registry.busyPools, 'instrumentation disabled with the lease open');
     this.leakWatch.stop();
+    this.stalls.stop();
     this.shutdownHook.detachAll();
   }
 
@@ -285,10 +295,13 @@ export class LeaseCore implements LeaseHost<Lease> {
 
   forget(lease: Lease): void {
     this.leakWatch.unwatch(lease);
+    this.stalls.unwatch(lease);
     this.connections.unbind(lease);
     const pool = lease.pool;
-    if (pool.heldLeases.delete(lease)) pool.holdersVersion++;
-    else pool.waitingLeases.delete(lease);
+    if (pool.heldLeases.delete(lease)) {
+      pool.holdersVersion++;
+      pool.lastCheckinAt = performance.now();
+    } else pool.waitingLeases.delete(lease);
     if (!pool.hasOpenLeases) this.registry.busyPools.delete(pool);
   }
 
@@ -310,7 +323,7 @@ export class LeaseCore implements LeaseHost<Lease> {
 
   private endLeases(pools: Iterable<LeasePool>, reason?: string): void {
     for (const pool of [...pools]) {
-      for (const lease of pool.openLeases()) lease.endAtShutdown(reason);
+      for (const lease of pool.openLeases()) this.stalls.endAtShutdown(lease, reason);
     }
   }
 

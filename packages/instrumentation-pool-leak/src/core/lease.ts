@@ -4,7 +4,7 @@ import { foreignTraceAt, foreignUseAttributes, linkActiveSpanTo } from './foreig
 import { invalidReleaseAttributes, type InvalidReleaseReason } from './invalid-release';
 import { attachPoolHolders } from '../signals/error-holders';
 import { leaseStateAttributes, StatementActivity, type LeaseStateSnapshot, type ServerStatusReader, type ServerTransactionStatus } from './lease-state';
-import { exhaustedPoolAttributes, poolHolders } from './pool-holders';
+import { exhaustedAttributes } from './starvation';
 import {
   ATTR_POOL_CHECKIN_DESTROYED,
   ATTR_POOL_HELD_MS,
@@ -165,13 +165,13 @@ export class Lease extends LeaseLifecycle {
     try {
       const failedAt = performance.now();
       const timeout = this.pool.isTimeout(error);
-      if (timeout) this.host.metrics.recordTimeout(this.pool);
       let exhausted: Attributes | undefined;
-      if (this.pool.isExhausted(error)) {
-        const holders = poolHolders(this.pool, failedAt);
-        exhausted = exhaustedPoolAttributes(this.pool, holders);
-        attachPoolHolders(error, holders, this.host.enrichErrors);
+      const starved = this.pool.isExhausted(error) ? exhaustedAttributes(this.pool, this.requestedAt, failedAt) : undefined;
+      if (starved !== undefined) {
+        exhausted = starved.attributes;
+        attachPoolHolders(error, starved.holders, starved.cause, this.host.enrichErrors);
       }
+      if (timeout) this.host.metrics.recordTimeout(this.pool, starved?.cause);
       // The holders and the error's `poolHolders` are decided now; the span may end a few turns later, at this time.
       this.host.finishFailure({ checkout: this, error, failedAt, exhausted, poolError: timeout || exhausted !== undefined });
     } catch (inner) {

@@ -6,6 +6,7 @@ import {
   ATTR_POOL_PENDING,
 } from '../signals/semconv';
 import type { CapturedStack } from '../call-site/stack';
+import type { HolderFacts } from '../signals/exhaustion-cause';
 import { describeLeaseState, type LeaseStateSnapshot } from './lease-state';
 import type { PoolStats, TrackedPool } from './tracked-pool';
 
@@ -19,28 +20,33 @@ export interface Holder {
 /** At most this many holders are named on a `pool.exhausted` event. */
 export const MAX_POOL_HOLDERS = 10;
 
-/**
- * The holders of `pool`'s connections right now, longest-held first, at most
- * {@link MAX_POOL_HOLDERS}, frozen. The pool's held leases are kept in grant order, so this
- * reads at most that many of them and never the waiting ones; and a storm of failures within
- * one millisecond, with no grant, checkin or statement in between, names them once: W failing
- * checkouts cost O(W), however many wait.
- */
-export function poolHolders(pool: TrackedPool<Holder>, now = performance.now()): readonly string[] {
-  const millisecond = Math.floor(now);
-  const named = pool.namedHolders;
-  if (named !== undefined && named.version === pool.holdersVersion && named.millisecond === millisecond) return named.holders;
-  const holders: string[] = [];
-  for (const lease of pool.heldLeases) {
-    if (holders.length >= MAX_POOL_HOLDERS) break;
-    holders.push(describeHolder(lease, now));
-  }
-  const frozen = Object.freeze(holders);
-  pool.namedHolders = { version: pool.holdersVersion, millisecond, holders: frozen };
-  return frozen;
+/** The holders of a pool at one moment: named for the span, and the facts the verdict reads. */
+export interface NamedHolders {
+  /** At most {@link MAX_POOL_HOLDERS}, longest-held first, frozen. */
+  readonly holders: readonly string[];
+  /** Every holder, longest-held first. */
+  readonly facts: readonly HolderFacts[];
 }
 
-/** Attributes of the `pool.exhausted` event: the holders (see {@link poolHolders}) and the pool's counters. */
+/**
+ * The holders of `pool`'s connections right now, longest-held first: the first
+ * {@link MAX_POOL_HOLDERS} named, every one read once for the verdict. The pool's held leases are
+ * kept in grant order, so this never reads the waiting ones; the caller keeps the result for
+ * as long as it is true (see `starvation.ts`), so W failing checkouts cost O(W).
+ */
+export function nameHolders(pool: TrackedPool<Holder>, now = performance.now()): NamedHolders {
+  const holders: string[] = [];
+  const facts: HolderFacts[] = [];
+  for (const lease of pool.heldLeases) {
+    const heldMs = lease.heldMs(now);
+    const activity = lease.activityAt(now);
+    facts.push({ heldMs, busy: activity.state === 'busy', stateMs: activity.stateMs });
+    if (holders.length < MAX_POOL_HOLDERS) holders.push(holderText(lease.stack, heldMs, activity));
+  }
+  return { holders: Object.freeze(holders), facts };
+}
+
+/** Attributes of the `pool.exhausted` event: the holders (see {@link nameHolders}) and the pool's counters. */
 export function exhaustedPoolAttributes(pool: TrackedPool, holders: readonly string[]): Attributes {
   const attributes: Attributes = {
     [ATTR_POOL_HOLDERS]: holders as string[],
@@ -58,12 +64,10 @@ export function exhaustedPoolAttributes(pool: TrackedPool, holders: readonly str
  * (two callers of one helper are told apart by the frames after the helper's) and the lease's
  * statements: `busy <N> ms`, `idle <N> ms`, `idle <N> ms in transaction` or `idle <N> ms in transaction (aborted)`.
  */
-export function describeHolder(lease: Holder, now: number): string {
-  const heldMs = Math.round(lease.heldMs(now));
-  const stack = lease.stack;
+function holderText(stack: CapturedStack | undefined, heldMs: number, activity: LeaseStateSnapshot): string {
   const callPath =
     stack === undefined ? '<unknown call site: stack capture off>' : (stack.callPath ?? '<no application frame in the captured stack>');
-  return `${callPath} held ${heldMs} ms — ${describeLeaseState(lease.activityAt(now))}`;
+  return `${callPath} held ${Math.round(heldMs)} ms — ${describeLeaseState(activity)}`;
 }
 
 /** The pool's counters, or undefined when its probe throws: the holders matter more. */

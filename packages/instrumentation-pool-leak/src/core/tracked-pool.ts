@@ -31,13 +31,6 @@ export interface PoolDescription {
 
 const NOTHING_ELSEWHERE: ReadonlySet<string> = new Set();
 
-/** The holders of a pool as named at one millisecond, at one {@link TrackedPool.holdersVersion}. */
-export interface NamedHolders {
-  readonly version: number;
-  readonly millisecond: number;
-  readonly holders: readonly string[];
-}
-
 /**
  * A pool the instrumentation has seen: its fixed span attributes and its open leases. Generic in
  * the lease type so that this module knows nothing of leases beyond holding them.
@@ -85,8 +78,6 @@ export class TrackedPool<L = unknown> implements MeteredPool {
    * starting or ending, a transaction opening or closing on a held connection.
    */
   holdersVersion = 0;
-  /** The holders last named for this pool (see `pool-holders.ts`), reused while still true. */
-  namedHolders: NamedHolders | undefined;
   /**
    * Why this pool's `db.client.connection.*` gauges are off: its probe threw or answered
    * something that is no count (see `pool-probe.ts`). Undefined while they are on. Its spans and
@@ -95,6 +86,8 @@ export class TrackedPool<L = unknown> implements MeteredPool {
   gaugesOffBecause: string | undefined;
   /** The semconv pool instruments another instrumentation reports for this pool (see `pool-probe.ts`). */
   reportedElsewhere: () => ReadonlySet<string> = () => NOTHING_ELSEWHERE;
+  /** `performance.now()` at the last checkin of a held lease: did the pool turn over during a wait? */
+  lastCheckinAt = 0;
 
   constructor(
     readonly description: PoolDescription,

@@ -1,14 +1,23 @@
+import type { ExhaustionCause } from './exhaustion-cause';
+
 /** The property of a pool's exhausted error that names its holders; never enumerable. */
 export const POOL_HOLDERS_PROPERTY = 'poolHolders';
+/** The property beside it with the verdict (`pool.exhaustion.cause`); never enumerable. */
+export const POOL_EXHAUSTION_CAUSE_PROPERTY = 'poolExhaustionCause';
 
 /**
  * Puts the holders on the pool's own timeout/exhausted error before the application sees it: a
- * non-enumerable, frozen `poolHolders` array, invisible to `message`, `stack`, `JSON.stringify`
- * and default `util.inspect`. With `appendToMessage`, the holders are also appended to the
+ * non-enumerable, frozen `poolHolders` array and the verdict as `poolExhaustionCause`, both
+ * invisible to `message`, `stack`, `JSON.stringify` and default `util.inspect`. With `appendToMessage`, the holders are also appended to the
  * message and to the first line of the stack, so the log line the application writes names them.
  * An error that is not an extensible object, or already has the property, is left as it is.
  */
-export function attachPoolHolders(error: unknown, holders: readonly string[], appendToMessage: boolean): void {
+export function attachPoolHolders(
+  error: unknown,
+  holders: readonly string[],
+  cause: ExhaustionCause | undefined,
+  appendToMessage: boolean,
+): void {
   if (typeof error !== 'object' || error === null || !Object.isExtensible(error)) return;
   if (Object.prototype.hasOwnProperty.call(error, POOL_HOLDERS_PROPERTY)) return;
   Object.defineProperty(error, POOL_HOLDERS_PROPERTY, {
@@ -17,6 +26,9 @@ export function attachPoolHolders(error: unknown, holders: readonly string[], ap
     writable: true,
     configurable: true,
   });
+  if (cause !== undefined) {
+    Object.defineProperty(error, POOL_EXHAUSTION_CAUSE_PROPERTY, { value: cause, enumerable: false, writable: true, configurable: true });
+  }
   if (appendToMessage && holders.length > 0 && error instanceof Error) appendHolders(error, holders);
 }
 

@@ -8,7 +8,13 @@ import {
   type ObservableUpDownCounter,
 } from '@opentelemetry/api';
 import { ATTR_CODE_FILE_PATH, ATTR_CODE_FUNCTION_NAME, ATTR_CODE_LINE_NUMBER } from '@opentelemetry/semantic-conventions';
-import { ATTR_DB_CLIENT_CONNECTION_POOL_NAME, ATTR_DB_CLIENT_CONNECTION_STATE, ATTR_POOL_CALL_PATH } from './semconv';
+import type { ExhaustionCause } from './exhaustion-cause';
+import {
+  ATTR_DB_CLIENT_CONNECTION_POOL_NAME,
+  ATTR_DB_CLIENT_CONNECTION_STATE,
+  ATTR_POOL_CALL_PATH,
+  ATTR_POOL_EXHAUSTION_CAUSE,
+} from './semconv';
 
 /** A pool's own counters, read at metric collection. */
 export interface PoolStats {
@@ -102,11 +108,13 @@ interface PoolMetricAttributes {
    * series over later would leave a frozen copy beside the other instrumentation's live one.
    */
   readonly ours: Set<PoolInstrumentName>;
+  /** The pool's name with each `pool.exhaustion.cause`, made on first use. */
+  readonly byCause: Map<ExhaustionCause, Attributes>;
 }
 
 /**
  * The `db.client.connection.*` instruments (semconv, development status) and the
- * `pool.leak.suspected` and `pool.use.foreign_context` counters. Every point carries its own pool's name: two pools never share
+ * `pool.leak.suspected`, `pool.use.foreign_context` and `pool.wait.stalled` counters. Every point carries its own pool's name: two pools never share
  * a series. Observable values are read from each pool's own counters at collection time.
  */
 export class PoolMetrics {
@@ -115,6 +123,7 @@ export class PoolMetrics {
   private readonly timeouts: Counter;
   private readonly leaks: Counter;
   private readonly foreignUses: Counter;
+  private readonly stalls: Counter;
   private readonly count: ObservableUpDownCounter;
   private readonly max: ObservableUpDownCounter;
   private readonly pending: ObservableUpDownCounter;
@@ -156,6 +165,11 @@ export class PoolMetrics {
       description: 'Statements run on a leased connection while another trace was active, by the call site that took the lease.',
       valueType: ValueType.INT,
     });
+    this.stalls = meter.createCounter('pool.wait.stalled', {
+      unit: '{checkout}',
+      description: 'Checkouts still waiting after the wait threshold, by the call site that asked and pool.exhaustion.cause.',
+      valueType: ValueType.INT,
+    });
     this.count = meter.createObservableUpDownCounter('db.client.connection.count', {
       unit: '{connection}',
       description: 'The number of connections that are currently in the state described by the state attribute.',
@@ -184,9 +198,16 @@ export class PoolMetrics {
     if (this.reports(pool, attributes, 'db.client.connection.use_time')) this.useTime.record(seconds, attributes.pool);
   }
 
-  recordTimeout(pool: MeteredPool): void {
+  /** A checkout timed out; `cause` when the pool was exhausted (see `exhaustion-cause.ts`). */
+  recordTimeout(pool: MeteredPool, cause?: ExhaustionCause): void {
     const attributes = this.attributesOf(pool);
-    if (this.reports(pool, attributes, 'db.client.connection.timeouts')) this.timeouts.add(1, attributes.pool);
+    if (!this.reports(pool, attributes, 'db.client.connection.timeouts')) return;
+    this.timeouts.add(1, cause === undefined ? attributes.pool : withCause(attributes.byCause, attributes.pool, cause));
+  }
+
+  /** A checkout waited past the wait threshold; `stack` is the one captured at its request. */
+  recordWaitStalled(pool: MeteredPool, stack: CallPathOf | undefined, cause: ExhaustionCause): void {
+    this.stalls.add(1, this.callSites.withCause(pool.poolName, stack, cause));
   }
 
   /**
@@ -250,6 +271,7 @@ export class PoolMetrics {
         idle: { ...name, [ATTR_DB_CLIENT_CONNECTION_STATE]: 'idle' },
         used: { ...name, [ATTR_DB_CLIENT_CONNECTION_STATE]: 'used' },
         ours: new Set(),
+        byCause: new Map(),
       };
       this.attributesByPool.set(pool, attributes);
     }
@@ -270,6 +292,8 @@ export interface CallPathOf {
  */
 export class CallSiteAttributes {
   private readonly known = new Map<string, Attributes>();
+  /** Call-site attribute sets with a `pool.exhaustion.cause` added, per set: at most four each. */
+  private readonly causes = new WeakMap<Attributes, Map<ExhaustionCause, Attributes>>();
 
   constructor(private readonly max: number) {}
 
@@ -292,4 +316,25 @@ export class CallSiteAttributes {
     this.known.set(key, attributes);
     return attributes;
   }
+
+  /** {@link CallSiteAttributes.of} with `pool.exhaustion.cause`: same cap, four times the series at most. */
+  withCause(poolName: string, stack: CallPathOf | undefined, cause: ExhaustionCause): Attributes {
+    const base = this.of(poolName, stack);
+    let byCause = this.causes.get(base);
+    if (byCause === undefined) {
+      byCause = new Map();
+      this.causes.set(base, byCause);
+    }
+    return withCause(byCause, base, cause);
+  }
+}
+
+/** `base` with `pool.exhaustion.cause`, built once per cause and kept in `byCause`. */
+function withCause(byCause: Map<ExhaustionCause, Attributes>, base: Attributes, cause: ExhaustionCause): Attributes {
+  let attributes = byCause.get(cause);
+  if (attributes === undefined) {
+    attributes = { ...base, [ATTR_POOL_EXHAUSTION_CAUSE]: cause };
+    byCause.set(cause, attributes);
+  }
+  return attributes;
 }

@@ -44,6 +44,16 @@ export const ATTR_POOL_HOLDERS = 'pool.holders';
 export const ATTR_POOL_HOLDERS_COUNT = 'pool.holders.count';
 /** Requests still queued for a connection when a checkout failed. */
 export const ATTR_POOL_PENDING = 'pool.pending';
+/**
+ * Why the pool ran dry, one verdict per starved checkout: `leaked_connections` | `slow_queries` |
+ * `undersized_pool` | `mixed` (the rule: `exhaustion-cause.ts`, the package README).
+ */
+export const ATTR_POOL_EXHAUSTION_CAUSE = 'pool.exhaustion.cause';
+/**
+ * A checkout still waiting after the wait threshold: a `<library> wait.stalled` span at once,
+ * and this event on the checkout span, timestamped at the stall.
+ */
+export const EVENT_POOL_WAIT_STALLED = 'pool.wait.stalled';
 
 export const EVENT_POOL_USE_FOREIGN_CONTEXT = 'pool.use.foreign_context';
 export const ATTR_POOL_USE_STACKTRACE = 'pool.use.stacktrace';
