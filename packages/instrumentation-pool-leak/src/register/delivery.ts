@@ -96,10 +96,7 @@ function unrefTimersUntilNextTurn(): void {
 export interface DeliveryFailure {
   /** The collector URL the exporter sent to, e.g. `http://127.0.0.1:4318/v1/traces`. */
   readonly where: string;
-  /**
-   * `connection refused (ECONNREFUSED)`, `HTTP 503 (4 requests failed)`, `no answer within
-   * 1000 ms`, `HTTP 503 (2 requests failed), then no answer within 300 ms`, ...
-   */
+  /** `connection refused (ECONNREFUSED)`, `HTTP 503 (4 requests failed)`, `no answer within 1000 ms`, ... */
   readonly why: string;
 }
 
@@ -212,13 +209,12 @@ export function watchDelivery(): DeliveryWatch {
   subscribe(REQUEST_ERROR, onError);
   subscribe(RESPONSE_FINISH, onResponse);
 
+  /** The failures since the last delivery are the story; an unanswered request only when nothing failed. */
   const describe = (record: EndpointRecord, includeWaiting: boolean): string | undefined => {
-    const failed = record.failures === 0 ? undefined : record.failures === 1 ? record.lastWhy : `${record.lastWhy} (${record.failures} requests failed)`;
-    if (!includeWaiting || record.waiting.size === 0) return failed;
-    const now = performance.now();
+    if (record.failures > 0) return record.failures === 1 ? record.lastWhy : `${record.lastWhy} (${record.failures} requests failed)`;
+    if (!includeWaiting || record.waiting.size === 0) return undefined;
     const oldest = Math.min(...record.waiting.values());
-    const unanswered = `no answer within ${Math.round(now - oldest)} ms`;
-    return failed === undefined ? unanswered : `${failed}, then ${unanswered}`;
+    return `no answer within ${Math.round(performance.now() - oldest)} ms`;
   };
 
   return {

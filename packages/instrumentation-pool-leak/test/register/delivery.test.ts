@@ -110,10 +110,15 @@ describe('watchDelivery', () => {
     await post(port, EXPORTER_AGENT);
     await post(port, EXPORTER_AGENT);
     expect(watch.undelivered(false)?.why).toBe('HTTP 503 (3 requests failed)');
+    const retry = send(port, EXPORTER_AGENT);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(watch.undelivered(true)?.why, 'a retry still out does not change the story').toBe('HTTP 503 (3 requests failed)');
+    await retry.ended;
+    expect(watch.undelivered(true)?.why).toBe('HTTP 503 (4 requests failed)');
 
     const healthy = await answering(200);
     await post(healthy, EXPORTER_AGENT);
-    expect(watch.undelivered(false), 'another URL was delivered; this one was not').toEqual({ where: `http://127.0.0.1:${port}/v1/traces`, why: 'HTTP 503 (3 requests failed)' });
+    expect(watch.undelivered(false), 'another URL was delivered; this one was not').toEqual({ where: `http://127.0.0.1:${port}/v1/traces`, why: 'HTTP 503 (4 requests failed)' });
   });
 
   it('several URLs failing: the traces one is named', async () => {
