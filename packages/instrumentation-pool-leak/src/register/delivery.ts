@@ -4,6 +4,7 @@
 // costs nothing before the exit (the channels are subscribed to only then).
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { ClientRequest, IncomingMessage } from 'node:http';
+import type { ShutdownOutcome } from './shutdown';
 
 /** Both SDK generations' OTLP/HTTP exporters send `OTel-OTLP-Exporter-JavaScript/<version>`. */
 const EXPORTER_USER_AGENT = 'OTel-OTLP-Exporter-JavaScript';
@@ -28,15 +29,17 @@ interface ResponseMessage extends RequestMessage {
  * timeout (10 s each; 2,000 checkouts took 32-34 s to exit with nothing listening):
  *
  * - the socket of each exporter request is unref'd (a collector that accepts and never answers);
- * - after an exporter request failed or timed out, the timers that the SDK sets in reaction are
- *   unref'd: the exporter's retry back-off and the batch processor's timeout for the next
- *   batch. `setTimeout` is wrapped from the failure until the promise jobs it set off have run
+ * - after an exporter request failed, timed out or was answered, the timers that the SDK sets in
+ *   reaction are unref'd: the exporter's retry back-off (429, 502, 503, 504, refused: five
+ *   attempts per batch, 1-5 s apart, which held the exit ~42 s for a few batches) and the batch
+ *   processor's timeout for the next batch. `setTimeout` is wrapped from the failure until the promise jobs it set off have run
  *   (the microtask queue drained once), which is where the SDK creates those timers. Nothing of
  *   the application runs in that window: Node runs the next timer or I/O callback only after it.
  *
  * Not reachable this way: the processor's timer of a batch whose export the application's own
- * `span.end()` started (it is created in the application's call). That one export can still
- * hold the exit for up to the exporter timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`, 10 s).
+ * `span.end()` started (it is created in the application's call). That one export, retries
+ * included, can still hold the exit for up to the exporter timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`,
+ * 10 s): the exporter retries only within it.
  *
  * While the application runs, its own work keeps the process alive and exports retry exactly as
  * before. Costs one channel message per HTTP client request.
@@ -54,6 +57,13 @@ export function releaseExportsAtExit(): void {
   });
   subscribe(REQUEST_ERROR, (message) => {
     if (isExporterRequest((message as RequestMessage).request)) unrefTimersUntilNextTurn();
+  });
+  // An answer (a 429 or 503 above all) is judged when its body has been read: the exporter's own
+  // 'end' listener, added when the response arrived, runs before this one, and the retry timer it
+  // sets in reaction (back-off 1-5 s, up to five attempts per batch) falls in the window.
+  subscribe(RESPONSE_FINISH, (message) => {
+    const { request, response } = message as ResponseMessage;
+    if (isExporterRequest(request) && response !== undefined) response.once('end', unrefTimersUntilNextTurn);
   });
 }
 
@@ -86,17 +96,41 @@ function unrefTimersUntilNextTurn(): void {
 export interface DeliveryFailure {
   /** The collector URL the exporter sent to, e.g. `http://127.0.0.1:4318/v1/traces`. */
   readonly where: string;
-  /** `connection refused (ECONNREFUSED)`, `HTTP 503`, `no answer within 1000 ms`, ... */
+  /** `connection refused (ECONNREFUSED)`, `HTTP 503 (4 requests failed)`, `no answer within 1000 ms`, ... */
   readonly why: string;
 }
 
 export interface DeliveryWatch {
-  /** When an export last succeeded (`performance.now()`), or undefined. */
-  lastSuccessAt(): number | undefined;
-  /** The failure seen, or, given `waitedMs`, the requests that got no answer in that time. */
-  failure(waitedMs: number): DeliveryFailure | undefined;
+  /**
+   * When the exports last made progress (`performance.now()`), or undefined: a request delivered,
+   * or one sent to a URL with no failure since its last delivery and nothing else in flight (a
+   * first try, which may take a while to prepare: SDK 2.x loads `http` on its first export).
+   * Retries, and requests behind one still unanswered, are not progress.
+   */
+  lastProgressAt(): number | undefined;
+  /**
+   * The endpoint whose telemetry did not arrive (traces first): its last request failed, or, with
+   * `includeWaiting` (the wait was given up), one of its requests is still unanswered. Undefined
+   * when every endpoint's last request was delivered.
+   */
+  undelivered(includeWaiting: boolean): DeliveryFailure | undefined;
   stop(): void;
 }
+
+/** What is known about one collector URL; kept small, so a long retry loop grows nothing. */
+interface EndpointRecord {
+  readonly url: string;
+  /** Requests sent and not answered yet, with when each started (`performance.now()`). */
+  readonly waiting: Map<ClientRequest, number>;
+  /** Requests that failed since the last one that was delivered. */
+  failures: number;
+  /** Why the latest of them failed. */
+  lastWhy: string | undefined;
+}
+
+/** Traces, metrics and logs, over one or two encodings: more URLs than this are not tracked. */
+const MAX_ENDPOINTS = 8;
+const TRACES_PATH = /\/v1\/traces$/;
 
 function isExporterRequest(request: ClientRequest | undefined): request is ClientRequest {
   if (request === undefined) return false;
@@ -118,52 +152,88 @@ function describeError(error: ErrorMessage['error']): string {
 }
 
 /**
- * Starts watching the exporters' requests. Everything is kept in a few variables (the latest
- * failure, the set of requests still waiting), so a long retry loop grows nothing.
+ * Starts watching the exporters' requests, for the rest of the process (or until `stop()`): the
+ * line at the exit must also know about exports that failed while the application ran. Costs one
+ * header read per HTTP client request of the process.
  */
 export function watchDelivery(): DeliveryWatch {
-  const waiting = new Set<ClientRequest>();
-  let lastSuccessAt: number | undefined;
-  let lastFailure: DeliveryFailure | undefined;
-  let lastUrl: string | undefined;
+  const endpoints = new Map<string, EndpointRecord>();
+  const byRequest = new WeakMap<ClientRequest, EndpointRecord>();
+  let lastProgressAt: number | undefined;
+
+  const recordOf = (request: ClientRequest): EndpointRecord | undefined => {
+    const url = urlOf(request);
+    let record = endpoints.get(url);
+    if (record === undefined && endpoints.size < MAX_ENDPOINTS) {
+      record = { url, waiting: new Map(), failures: 0, lastWhy: undefined };
+      endpoints.set(url, record);
+    }
+    return record;
+  };
+  const fail = (record: EndpointRecord, why: string): void => {
+    record.failures++;
+    record.lastWhy = why;
+  };
 
   const onStart = (message: unknown): void => {
     const { request } = message as RequestMessage;
     if (!isExporterRequest(request)) return;
-    waiting.add(request);
-    lastUrl = urlOf(request);
+    const record = recordOf(request);
+    if (record === undefined) return;
+    byRequest.set(request, record);
+    const now = performance.now();
+    if (record.failures === 0 && record.waiting.size === 0) lastProgressAt = now;
+    record.waiting.set(request, now);
   };
   const onError = (message: unknown): void => {
     const { request, error } = message as ErrorMessage;
-    if (!isExporterRequest(request)) return;
-    waiting.delete(request);
+    const record = request === undefined ? undefined : byRequest.get(request);
+    if (record === undefined || request === undefined || !record.waiting.delete(request)) return;
     // A request the exporter abandons on its own timeout ends in an error too; name the timeout.
-    const why = waitedTooLong(error) ? 'no answer before the exporter timed out' : describeError(error);
-    lastFailure = { where: urlOf(request), why };
+    fail(record, waitedTooLong(error) ? 'no answer before the exporter timed out' : describeError(error));
   };
   const onResponse = (message: unknown): void => {
     const { request, response } = message as ResponseMessage;
-    if (!isExporterRequest(request)) return;
-    waiting.delete(request);
+    const record = request === undefined ? undefined : byRequest.get(request);
+    if (record === undefined || request === undefined || !record.waiting.delete(request)) return;
     const status = response?.statusCode ?? 0;
-    if (status >= 200 && status < 300) lastSuccessAt = performance.now();
-    else lastFailure = { where: urlOf(request), why: `HTTP ${status}` };
+    if (status >= 200 && status < 300) {
+      lastProgressAt = performance.now();
+      record.failures = 0;
+      record.lastWhy = undefined;
+    } else {
+      fail(record, `HTTP ${status}`);
+    }
   };
   subscribe(REQUEST_START, onStart);
   subscribe(REQUEST_ERROR, onError);
   subscribe(RESPONSE_FINISH, onResponse);
 
+  /** The failures since the last delivery are the story; an unanswered request only when nothing failed. */
+  const describe = (record: EndpointRecord, includeWaiting: boolean): string | undefined => {
+    if (record.failures > 0) return record.failures === 1 ? record.lastWhy : `${record.lastWhy} (${record.failures} requests failed)`;
+    if (!includeWaiting || record.waiting.size === 0) return undefined;
+    const oldest = Math.min(...record.waiting.values());
+    return `no answer within ${Math.round(performance.now() - oldest)} ms`;
+  };
+
   return {
-    lastSuccessAt: () => lastSuccessAt,
-    failure: (waitedMs) => {
-      if (waiting.size > 0 && lastUrl !== undefined) return { where: lastUrl, why: `no answer within ${Math.round(waitedMs)} ms` };
-      return lastFailure;
+    lastProgressAt: () => lastProgressAt,
+    undelivered: (includeWaiting) => {
+      let found: DeliveryFailure | undefined;
+      for (const record of endpoints.values()) {
+        const why = describe(record, includeWaiting);
+        if (why === undefined) continue;
+        if (TRACES_PATH.test(record.url)) return { where: record.url, why };
+        found ??= { where: record.url, why };
+      }
+      return found;
     },
     stop: () => {
       unsubscribe(REQUEST_START, onStart);
       unsubscribe(REQUEST_ERROR, onError);
       unsubscribe(RESPONSE_FINISH, onResponse);
-      waiting.clear();
+      endpoints.clear();
     },
   };
 }
@@ -179,20 +249,24 @@ function configuredEndpoint(env: Readonly<Record<string, string | undefined>>): 
 }
 
 /**
- * The one stderr line after an exit or signal whose shutdown did not deliver: where to, why,
- * and that the process did not wait for the exporters' own timeouts.
+ * The one stderr line after an exit or signal whose telemetry did not all arrive: where to, why,
+ * and, when the wait was given up, after how long (the process did not wait for the exporters'
+ * own timeouts and retries). Undefined when there is nothing to say: the shutdown succeeded and
+ * no exporter request was left failed.
  */
 export function describeUndelivered(
-  outcome: { readonly error: unknown } | { readonly waitedMs: number },
+  outcome: ShutdownOutcome,
   seen: DeliveryFailure | undefined,
   env: Readonly<Record<string, string | undefined>> = process.env,
-): string {
+): string | undefined {
   const where = seen?.where ?? configuredEndpoint(env);
-  if ('waitedMs' in outcome) {
-    const why = seen?.why ?? `no export finished within ${Math.round(outcome.waitedMs)} ms`;
-    return `telemetry was not delivered to ${where}: ${why}; gave up after ${Math.round(outcome.waitedMs)} ms so the process could end.`;
+  if (!outcome.settled) {
+    const waited = Math.round(outcome.waitedMs);
+    const why = seen?.why ?? `no export finished within ${waited} ms`;
+    return `telemetry was not delivered to ${where}: ${why}; gave up after ${waited} ms so the process could end.`;
   }
+  if (seen !== undefined) return `telemetry was not delivered to ${where}: ${seen.why}.`;
+  if (!('error' in outcome)) return undefined;
   const error = outcome.error as { message?: unknown } | undefined;
-  const why = seen?.why ?? (typeof error?.message === 'string' ? error.message : String(outcome.error));
-  return `telemetry was not delivered to ${where}: ${why}.`;
+  return `telemetry was not delivered to ${where}: ${typeof error?.message === 'string' ? error.message : String(outcome.error)}.`;
 }

@@ -13,7 +13,7 @@ import type * as SdkNode from '@opentelemetry/sdk-node';
 import { isInternalThread } from 'node:worker_threads';
 import { describeApiMismatch, findApiMismatch } from './api-compat';
 import { PoolLeakInstrumentation } from '../instrumentation';
-import { describeUndelivered, releaseExportsAtExit, watchDelivery, type DeliveryWatch } from './delivery';
+import { describeUndelivered, releaseExportsAtExit, watchDelivery } from './delivery';
 import { instrumentationSelected, sdkDisabled } from './env';
 import { registerLoaderHook } from './loader-hook';
 import { requestParents, type RequestParents } from './request-parents';
@@ -23,19 +23,19 @@ import { PACKAGE_NAME } from '../version';
 const ENTRY = 'opentelemetry-instrumentation-pool-leak/register';
 const SDK_PACKAGE = '@opentelemetry/sdk-node';
 /**
- * Bound on the shutdown after a signal nobody else handles. The OTLP exporters' own timeout is
- * 10 s; an unreachable collector must not hold a SIGTERM'd process much beyond what an
- * orchestrator's grace period (Kubernetes: 30 s) allows for the application itself.
- */
-const SIGNAL_SHUTDOWN_TIMEOUT_MS = 5_000;
-/**
- * How long a normal exit waits for exports that make no progress. A loopback or LAN collector
- * answers a batch in milliseconds; one that refused or kept silent for a second will not deliver
- * in the exporters' 10 s timeout either (measured: a short script took 8.5 s to exit with nothing
- * listening, 2,000 checkouts 32-34 s). Exports that keep succeeding extend the wait, up to
- * {@link SIGNAL_SHUTDOWN_TIMEOUT_MS}.
+ * How long the exit (a normal one, or after a signal nobody else handles) waits for the shutdown
+ * once the exports have made no progress for this long (none delivered, no first try sent). A loopback or LAN collector answers a batch in
+ * milliseconds; one that refused, kept silent or answered 429/503 for a second will not deliver
+ * within the exporters' 10 s timeout and five retries either (measured: a short script took
+ * 8.5 s to exit with nothing listening, 2,000 checkouts 32-34 s, a collector answering 503 ~42 s;
+ * SIGTERM with nothing listening 5 s when the signal waited for a fixed 5 s).
  */
 const EXIT_IDLE_TIMEOUT_MS = 1_000;
+/**
+ * The longest the exit waits while exports keep making progress: an orchestrator's grace period
+ * (Kubernetes: 30 s) is for the application itself, not for a slow collector.
+ */
+const EXIT_MAX_WAIT_MS = 5_000;
 /**
  * Set on the global object by the first register entry that starts: a second one (the entry in
  * both NODE_OPTIONS and the command line, or two installed copies) would start a second SDK and
@@ -66,20 +66,18 @@ function start(): void {
   const instrumentation = instrumentationSelected() ? new PoolLeakInstrumentation() : undefined;
   sdk.start();
   releaseExportsAtExit();
-  let delivery: DeliveryWatch | undefined;
+  // From the start: exports that failed while the application ran count at the exit too.
+  const delivery = watchDelivery();
   flushOnExit({
     flush: flushGlobalProviders,
-    shutdown: () => {
-      delivery ??= watchDelivery();
-      return sdk.shutdown();
-    },
-    signalTimeoutMs: SIGNAL_SHUTDOWN_TIMEOUT_MS,
-    exitIdleTimeoutMs: EXIT_IDLE_TIMEOUT_MS,
-    lastSuccessAt: () => delivery?.lastSuccessAt(),
+    shutdown: () => sdk.shutdown(),
+    idleTimeoutMs: EXIT_IDLE_TIMEOUT_MS,
+    maxWaitMs: EXIT_MAX_WAIT_MS,
+    lastProgressAt: () => delivery.lastProgressAt(),
     onError: (what, error) => diag.error(`${ENTRY}: ${what} failed`, error),
-    onUndelivered: (outcome) => {
-      const waitedMs = 'waitedMs' in outcome ? outcome.waitedMs : 0;
-      writeStderr(`${ENTRY}: ${describeUndelivered(outcome, delivery?.failure(waitedMs))}`);
+    onEnd: (outcome) => {
+      const line = describeUndelivered(outcome, delivery.undelivered(!outcome.settled));
+      if (line !== undefined) writeStderr(`${ENTRY}: ${line}`);
     },
   });
   if (parents.hint !== undefined) writeStderr(`${ENTRY}: ${parents.hint}`);

@@ -2,32 +2,33 @@
 export const FLUSHED_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 export type FlushedSignal = (typeof FLUSHED_SIGNALS)[number];
 
+/** How the exit's shutdown ended: settled (with the error it failed with, if any), or given up after `waitedMs`. */
+export type ShutdownOutcome = { readonly settled: true; readonly error?: unknown } | { readonly settled: false; readonly waitedMs: number };
+
 export interface ExitFlushOptions {
   /** Exports what is buffered and keeps the SDK running. */
   readonly flush: () => Promise<void>;
   /** Ends open leases, exports everything and stops the SDK; called at most once. */
   readonly shutdown: () => Promise<void>;
-  /** How long a signal waits for the shutdown before the process ends anyway. */
-  readonly signalTimeoutMs: number;
   /**
-   * How long a normal exit waits for the shutdown after the last sign of progress (the start of
-   * the exit, or an export that succeeded), never longer than `signalTimeoutMs` in all. A
-   * collector that refuses or never answers then costs this much, not one exporter timeout per
-   * buffered batch; one that answers, however slowly, gets everything.
+   * How long the exit (a normal one, or a signal's) waits for the shutdown after the last sign
+   * of progress: its start, or `lastProgressAt`. A collector that refuses, never answers
+   * or keeps answering 429/503 then costs this much, not the exporters' timeouts and retries; one
+   * that answers, however slowly, gets everything, up to `maxWaitMs`.
    */
-  readonly exitIdleTimeoutMs: number;
-  /** When an export last succeeded (`performance.now()`); undefined when none did. */
-  readonly lastSuccessAt?: () => number | undefined;
+  readonly idleTimeoutMs: number;
+  /** The longest the exit waits for the shutdown in all, progress or not. */
+  readonly maxWaitMs: number;
+  /** When the exports last made progress (`performance.now()`, e.g. one succeeded); undefined when none did. */
+  readonly lastProgressAt?: () => number | undefined;
   /** Reports a failed flush or shutdown (diag); never thrown. */
   readonly onError: (what: string, error: unknown) => void;
   /**
-   * The shutdown failed (`error`) or was given up after `waitedMs`: telemetry did not leave.
-   * Called at most once.
+   * How the exit's shutdown ended: settled (with its error, if it failed) or given up after
+   * `waitedMs`. Called once, before the process ends; not for a signal the application handles.
    */
-  readonly onUndelivered: (outcome: UndeliveredOutcome) => void;
+  readonly onEnd: (outcome: ShutdownOutcome) => void;
 }
-
-export type UndeliveredOutcome = { readonly error: unknown } | { readonly waitedMs: number };
 
 /** The part of `process` this module uses; a test can pass a stand-in. */
 export interface ExitingProcess {
@@ -45,46 +46,57 @@ export interface ExitingProcess {
  * Makes sure telemetry leaves the process when it ends, without changing how it ends:
  *
  * - The event loop runs dry (`beforeExit`, once): shut the SDK down; the process then exits with
- *   the code it would have had. If the shutdown stalls (`exitIdleTimeoutMs` without progress: a
- *   collector that refuses, or one that accepts and never answers, while the exporters retry),
- *   the process exits at that point with that same code instead of after the exporters' own
- *   timeouts, and `onUndelivered` says so.
- * - SIGTERM / SIGINT that the application does not handle: shut the SDK down (bounded by
- *   `signalTimeoutMs`), then raise the same signal again with no listener of ours left, so Node's
- *   default applies and the process ends by that signal, as it would have without us. A second
- *   signal during the shutdown ends the process at once, as an impatient Ctrl-C expects.
+ *   the code it would have had. If the shutdown stalls (`idleTimeoutMs` without progress: a
+ *   collector that refuses, accepts and never answers, or answers 429/503 while the exporters
+ *   retry), the process exits at that point with that same code instead of after the exporters'
+ *   own timeouts and retries.
+ * - SIGTERM / SIGINT that the application does not handle: shut the SDK down, bounded the same
+ *   way, then raise the same signal again with no listener of ours left, so Node's default
+ *   applies and the process ends by that signal, as it would have without us. A second signal
+ *   during the shutdown ends the process at once, as an impatient Ctrl-C expects.
  * - A signal the application handles itself: only flush. The application decides what happens
  *   next, typically draining requests, and the spans of that drain are still recorded; the SDK
  *   shuts down when the loop runs dry.
+ *
+ * Either way `onEnd` learns how the shutdown ended, once, before the process ends.
  */
 export function flushOnExit(options: ExitFlushOptions, proc: ExitingProcess = process): void {
-  let shuttingDown: Promise<void> | undefined;
+  let shuttingDown: Promise<ShutdownOutcome> | undefined;
   let signalled = false;
-  let undeliveredReported = false;
+  let ended = false;
 
-  const reportUndelivered = (outcome: UndeliveredOutcome): void => {
-    if (undeliveredReported) return;
-    undeliveredReported = true;
+  const reportEnd = (outcome: ShutdownOutcome): void => {
+    if (ended) return;
+    ended = true;
     try {
-      options.onUndelivered(outcome);
+      options.onEnd(outcome);
     } catch (error) {
-      options.onError('reporting undelivered telemetry', error);
+      options.onError('reporting how the shutdown ended', error);
     }
   };
 
-  const shutdownOnce = (): Promise<void> => {
-    shuttingDown ??= options.shutdown().catch((error: unknown) => {
-      options.onError('shutdown', error);
-      reportUndelivered({ error });
-    });
+  const shutdownOnce = (): Promise<ShutdownOutcome> => {
+    shuttingDown ??= options.shutdown().then(
+      (): ShutdownOutcome => ({ settled: true }),
+      (error: unknown): ShutdownOutcome => {
+        options.onError('shutdown', error);
+        return { settled: true, error };
+      },
+    );
     return shuttingDown;
   };
 
-  proc.once('beforeExit', () => {
+  /** The shutdown's outcome, or given up once it stalls; never rejects. */
+  const boundedShutdown = async (): Promise<ShutdownOutcome> => {
     const started = performance.now();
-    void settleWhileProgressing(shutdownOnce(), options.exitIdleTimeoutMs, options.signalTimeoutMs, options.lastSuccessAt).then((settled) => {
-      if (settled) return;
-      reportUndelivered({ waitedMs: performance.now() - started });
+    const settled = await settleWhileProgressing(shutdownOnce(), options.idleTimeoutMs, options.maxWaitMs, options.lastProgressAt);
+    return settled ?? { settled: false, waitedMs: performance.now() - started };
+  };
+
+  proc.once('beforeExit', () => {
+    void boundedShutdown().then((outcome) => {
+      reportEnd(outcome);
+      if (outcome.settled) return;
       try {
         proc.exit();
       } catch (error) {
@@ -113,8 +125,8 @@ export function flushOnExit(options: ExitFlushOptions, proc: ExitingProcess = pr
           return;
         }
         signalled = true;
-        void settleWhileProgressing(shutdownOnce(), options.signalTimeoutMs, options.signalTimeoutMs).then((settled) => {
-          if (!settled) reportUndelivered({ waitedMs: options.signalTimeoutMs });
+        void boundedShutdown().then((outcome) => {
+          reportEnd(outcome);
           reraise();
         });
       } catch (error) {
@@ -126,33 +138,32 @@ export function flushOnExit(options: ExitFlushOptions, proc: ExitingProcess = pr
 }
 
 /**
- * Resolves true when `promise` settles (either way), false once `idleMs` passed since the start
- * or the last success reported by `lastSuccessAt`, or `maxMs` since the start, whichever comes
- * first. Never rejects.
+ * Resolves with what `promise` resolves to, or with undefined once `idleMs` passed since the
+ * start or the last progress reported by `lastProgressAt`, or `maxMs` since the start, whichever
+ * comes first. `promise` must not reject.
  */
-function settleWhileProgressing(
-  promise: Promise<void>,
+function settleWhileProgressing<T>(
+  promise: Promise<T>,
   idleMs: number,
   maxMs: number,
-  lastSuccessAt: () => number | undefined = () => undefined,
-): Promise<boolean> {
+  lastProgressAt: () => number | undefined = () => undefined,
+): Promise<T | undefined> {
   const start = performance.now();
   return new Promise((resolve) => {
     let timer: NodeJS.Timeout | undefined;
     const check = (): void => {
       const now = performance.now();
-      const deadline = Math.min(Math.max(start, lastSuccessAt() ?? start) + idleMs, start + maxMs);
+      const deadline = Math.min(Math.max(start, lastProgressAt() ?? start) + idleMs, start + maxMs);
       if (now >= deadline) {
-        resolve(false);
+        resolve(undefined);
         return;
       }
       timer = setTimeout(check, deadline - now);
     };
-    const settle = (): void => {
+    void promise.then((value) => {
       clearTimeout(timer);
-      resolve(true);
-    };
-    promise.then(settle, settle);
+      resolve(value);
+    });
     check();
   });
 }

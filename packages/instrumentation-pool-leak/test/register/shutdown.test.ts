@@ -2,7 +2,7 @@
 // raised again. The real process (exit by signal, exit code) is covered by test/register.test.ts.
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { flushOnExit, type ExitingProcess, type FlushedSignal, type UndeliveredOutcome } from '../../src/register/shutdown';
+import { flushOnExit, type ExitingProcess, type FlushedSignal, type ShutdownOutcome } from '../../src/register/shutdown';
 
 class FakeProcess extends EventEmitter implements ExitingProcess {
   readonly pid = 4242;
@@ -23,19 +23,19 @@ interface Calls {
   flushes: number;
   shutdowns: number;
   errors: string[];
-  undelivered: UndeliveredOutcome[];
+  ends: ShutdownOutcome[];
 }
 
 interface Timing {
-  signalTimeoutMs?: number;
-  exitIdleTimeoutMs?: number;
-  lastSuccessAt?: () => number | undefined;
+  idleTimeoutMs?: number;
+  maxWaitMs?: number;
+  lastProgressAt?: () => number | undefined;
 }
 
-function setup(shutdownResult: () => Promise<void> = () => Promise.resolve(), timing: Timing | number = {}) {
-  const { signalTimeoutMs = 1_000, exitIdleTimeoutMs = 1_000, lastSuccessAt } = typeof timing === 'number' ? { signalTimeoutMs: timing } : timing;
+function setup(shutdownResult: () => Promise<void> = () => Promise.resolve(), timing: Timing = {}) {
+  const { idleTimeoutMs = 1_000, maxWaitMs = 5_000, lastProgressAt } = timing;
   const proc = new FakeProcess();
-  const calls: Calls = { flushes: 0, shutdowns: 0, errors: [], undelivered: [] };
+  const calls: Calls = { flushes: 0, shutdowns: 0, errors: [], ends: [] };
   flushOnExit(
     {
       flush: () => {
@@ -46,11 +46,11 @@ function setup(shutdownResult: () => Promise<void> = () => Promise.resolve(), ti
         calls.shutdowns++;
         return shutdownResult();
       },
-      signalTimeoutMs,
-      exitIdleTimeoutMs,
-      ...(lastSuccessAt === undefined ? {} : { lastSuccessAt }),
+      idleTimeoutMs,
+      maxWaitMs,
+      ...(lastProgressAt === undefined ? {} : { lastProgressAt }),
       onError: (what) => calls.errors.push(what),
-      onUndelivered: (outcome) => calls.undelivered.push(outcome),
+      onEnd: (outcome) => calls.ends.push(outcome),
     },
     proc,
   );
@@ -68,6 +68,7 @@ describe('flushOnExit', () => {
     await settle();
     expect(proc.kills).toEqual([{ pid: 4242, signal, ourListenerLeft: false }]);
     expect(calls.flushes).toBe(0);
+    expect(calls.ends).toEqual([{ settled: true }]);
   });
 
   it('a signal the application handles: flush only, no shutdown, nothing raised', async () => {
@@ -76,7 +77,7 @@ describe('flushOnExit', () => {
     proc.on('SIGTERM', () => appHandled.push('SIGTERM'));
     proc.emit('SIGTERM');
     await settle();
-    expect(calls).toEqual({ flushes: 1, shutdowns: 0, errors: [], undelivered: [] });
+    expect(calls).toEqual({ flushes: 1, shutdowns: 0, errors: [], ends: [] });
     expect(proc.kills).toEqual([]);
     expect(appHandled).toEqual(['SIGTERM']);
   });
@@ -89,8 +90,8 @@ describe('flushOnExit', () => {
     expect(calls.shutdowns).toBe(1);
   });
 
-  it('a shutdown that never finishes is given up after the timeout', async () => {
-    const { proc } = setup(() => new Promise(() => {}), 20);
+  it('a shutdown that never finishes is given up after the idle timeout, not the longest wait', async () => {
+    const { proc } = setup(() => new Promise(() => {}), { idleTimeoutMs: 20, maxWaitMs: 60_000 });
     proc.emit('SIGTERM');
     await new Promise((resolve) => setTimeout(resolve, 5));
     expect(proc.kills).toEqual([]);
@@ -99,10 +100,12 @@ describe('flushOnExit', () => {
   });
 
   it('a failing shutdown is reported, and the signal is still raised again', async () => {
-    const { proc, calls } = setup(() => Promise.reject(new Error('collector down')));
+    const failure = new Error('collector down');
+    const { proc, calls } = setup(() => Promise.reject(failure));
     proc.emit('SIGTERM');
     await settle();
     expect(calls.errors).toEqual(['shutdown']);
+    expect(calls.ends).toEqual([{ settled: true, error: failure }]);
     expect(proc.kills.map((kill) => kill.signal)).toEqual(['SIGTERM']);
   });
 
@@ -121,57 +124,67 @@ describe('flushOnExit', () => {
     expect(proc.kills.map((kill) => kill.signal)).toEqual(['SIGTERM']);
   });
 
-  it('a signal whose shutdown is given up reports the telemetry as undelivered', async () => {
-    const { proc, calls } = setup(() => new Promise(() => {}), 20);
+  it('a signal whose shutdown is given up says so once, with the time waited', async () => {
+    const { proc, calls } = setup(() => new Promise(() => {}), { idleTimeoutMs: 20 });
     proc.emit('SIGTERM');
-    await sleep(40);
-    expect(calls.undelivered).toEqual([{ waitedMs: 20 }]);
+    await sleep(60);
+    expect(calls.ends).toEqual([{ settled: false, waitedMs: expect.any(Number) }]);
+    expect((calls.ends[0] as { waitedMs: number }).waitedMs).toBeGreaterThanOrEqual(19);
+  });
+
+  it('a signal: exports that keep succeeding extend the wait, up to the longest wait', async () => {
+    const { proc } = setup(() => new Promise(() => {}), { idleTimeoutMs: 30, maxWaitMs: 120, lastProgressAt: () => performance.now() });
+    proc.emit('SIGTERM');
+    await sleep(70);
+    expect(proc.kills, 'still making progress past the idle timeout').toEqual([]);
+    await sleep(100);
+    expect(proc.kills.map((kill) => kill.signal), 'the longest wait bounds the whole wait').toEqual(['SIGTERM']);
   });
 });
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 describe('flushOnExit: a normal exit (beforeExit) is bounded', () => {
-  it('a shutdown that completes: no exit forced, nothing reported', async () => {
-    const { proc, calls } = setup(() => sleep(5), { exitIdleTimeoutMs: 30 });
+  it('a shutdown that completes: no exit forced, its end reported as settled', async () => {
+    const { proc, calls } = setup(() => sleep(5), { idleTimeoutMs: 30 });
     proc.emit('beforeExit');
     await sleep(60);
     expect(proc.exits).toBe(0);
-    expect(calls.undelivered).toEqual([]);
+    expect(calls.ends).toEqual([{ settled: true }]);
   });
 
   it('a shutdown that stalls: reported once after the idle timeout, then the process exits', async () => {
-    const { proc, calls } = setup(() => new Promise(() => {}), { exitIdleTimeoutMs: 30 });
+    const { proc, calls } = setup(() => new Promise(() => {}), { idleTimeoutMs: 30 });
     proc.emit('beforeExit');
     await sleep(10);
     expect(proc.exits).toBe(0);
     await sleep(50);
     expect(proc.exits).toBe(1);
-    expect(calls.undelivered).toHaveLength(1);
-    const waited = (calls.undelivered[0] as { waitedMs: number }).waitedMs;
+    expect(calls.ends).toEqual([{ settled: false, waitedMs: expect.any(Number) }]);
+    const waited = (calls.ends[0] as { waitedMs: number }).waitedMs;
     expect(waited).toBeGreaterThanOrEqual(29);
     expect(calls.shutdowns).toBe(1);
   });
 
   it('exports that keep succeeding extend the wait, up to the signal cap', async () => {
     const { proc } = setup(() => new Promise(() => {}), {
-      exitIdleTimeoutMs: 30,
-      signalTimeoutMs: 120,
-      lastSuccessAt: () => performance.now(),
+      idleTimeoutMs: 30,
+      maxWaitMs: 120,
+      lastProgressAt: () => performance.now(),
     });
     proc.emit('beforeExit');
     await sleep(70);
     expect(proc.exits, 'still making progress past the idle timeout').toBe(0);
     await sleep(100);
-    expect(proc.exits, 'the signal cap bounds the whole wait').toBe(1);
+    expect(proc.exits, 'the longest wait bounds the whole wait').toBe(1);
   });
 
   it('a failing shutdown is reported once with its error, and the loop ends by itself', async () => {
     const failure = new Error('connect ECONNREFUSED');
-    const { proc, calls } = setup(() => Promise.reject(failure), { exitIdleTimeoutMs: 30 });
+    const { proc, calls } = setup(() => Promise.reject(failure), { idleTimeoutMs: 30 });
     proc.emit('beforeExit');
     await sleep(60);
-    expect(calls.undelivered).toEqual([{ error: failure }]);
+    expect(calls.ends).toEqual([{ settled: true, error: failure }]);
     expect(calls.errors).toEqual(['shutdown']);
     expect(proc.exits).toBe(0);
   });
