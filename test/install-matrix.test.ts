@@ -7,13 +7,15 @@
 //
 // One install serves every row of its generation and bundle choice: the apps of a row differ only
 // in files and command line, never in what is installed. Rows with the auto-instrumentations
-// bundle get their own install, because the register entry looks for it.
+// bundle get their own install, because the register entry looks for it. The install without the
+// bundle also holds every pool library, for the ES-module app that imports each of them directly
+// (direct-imports.mjs, on the suite's PostgreSQL, MariaDB and Redis).
 import { execFile } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { nodeBinary } from './support/node-binary';
 import { cleanEnv, postgresEnv, REPO_ROOT, runNode, type Ended } from './support/node-process';
 import { startOtlpReceiver, type ReceivedSpan } from './support/otlp-receiver';
@@ -34,6 +36,25 @@ const LEAK_THRESHOLD_MS = '600';
 const PARALLEL = 2;
 const INSTALL_TIMEOUT_MS = 240_000;
 const RUN_TIMEOUT_MS = 45_000;
+/**
+ * What direct-imports.mjs imports, and the checkout span each import's use must make. The
+ * packages are installed at the ranges the workspace's own tests use (root package.json).
+ */
+const DIRECT_IMPORTS = {
+  'generic-pool': { checkout: 'generic-pool checkout', returns: 'released' },
+  tarn: { checkout: 'tarn checkout', returns: 'released' },
+  pg: { checkout: 'pg-pool checkout', returns: 1 },
+  'pg-pool': { checkout: 'pg-pool checkout', returns: 2 },
+  mysql2: { checkout: 'mysql2 checkout', returns: 3 },
+  'mysql2/promise': { checkout: 'mysql2 checkout', returns: 4 },
+  mariadb: { checkout: 'mariadb checkout', returns: 5 },
+  postgres: { checkout: 'postgres checkout', returns: 6 },
+  redis: { checkout: 'redis checkout', returns: 'PONG' },
+  sequelize: { checkout: 'sequelize-pool checkout', returns: 7 },
+  knex: { checkout: 'tarn checkout', returns: 8 },
+} as const;
+const LIBRARY_PACKAGES = ['generic-pool', 'tarn', 'pg-pool', 'mysql2', 'mariadb', 'postgres', 'redis', 'sequelize', 'knex'] as const;
+const DIRECT_APP = 'direct-imports.mjs';
 
 interface Generation {
   readonly title: string;
@@ -121,11 +142,23 @@ function run(file: string, args: readonly string[], cwd: string, timeout: number
   });
 }
 
+/** The pool libraries at the workspace's own ranges. */
+function libraryPackages(): string[] {
+  const manifest = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
+  return LIBRARY_PACKAGES.map((name) => {
+    const range = manifest.devDependencies[name];
+    if (range === undefined) throw new Error(`${name} is not a devDependency of the workspace: add it, or drop it from LIBRARY_PACKAGES`);
+    return `${name}@${range}`;
+  });
+}
+
 let tarball: string;
 let appsRoot: string;
 const installs = new Map<string, Promise<string>>();
 const installTimes: string[] = [];
 const outcomes = new Map<Row, string>();
+/** Outcome of each direct-import row, by title. */
+const directOutcomes = new Map<string, string>();
 
 /** npm's lines about peer dependencies or our package: a clean install has none. */
 function installComplaints(stderr: string): string[] {
@@ -153,7 +186,7 @@ function installedApp(sdk: GenerationName, auto: boolean): Promise<string> {
       mkdirSync(appDir, { recursive: true });
       writeFileSync(join(appDir, 'package.json'), `${JSON.stringify({ name: `pool-leak-app-sdk-${key}`, version: '1.0.0', private: true }, null, 2)}\n`);
       cpSync(FIXTURES, appDir, { recursive: true });
-      const packages = [tarball, 'pg@^8.23.0', ...generation.packages, ...(auto ? [generation.autoBundle] : [])];
+      const packages = [tarball, 'pg@^8.23.0', ...generation.packages, ...(auto ? [generation.autoBundle] : libraryPackages())];
       console.log(`[install-matrix] ${generation.title}${auto ? ' + auto-instrumentations' : ''}: npm install ${packages.map((p) => (p === tarball ? relative(appDir, p) : p)).join(' ')}`);
       // --prefer-offline: package metadata from npm's cache when it has it (what is resolved is
       // the same; npm only skips asking the registry whether its copy is current).
@@ -193,6 +226,9 @@ afterAll(async () => {
       '| SDK | Node | module format | entry | bundle | result |',
       '|---|---|---|---|---|---|',
       ...lines,
+      '| direct imports (ES module): SDK, Node, set-up | result |',
+      '|---|---|',
+      ...[...directOutcomes].map(([title, outcome]) => `| ${title} | ${outcome} |`),
       `[install-matrix] npm install times (cache warm unless the first run): ${installTimes.join('; ')}`,
     ].join('\n'),
   );
@@ -370,6 +406,106 @@ describe.concurrent('installed from the tarball', () => {
       outcome = `ok (${(ended.ms / 1000).toFixed(1)} s)${row.auto ? `; contrib pg spans: ${contribPgSpans(ended.spans)}` : ''}`;
     } finally {
       outcomes.set(row, outcome);
+    }
+  }, 400_000);
+});
+
+interface DirectRow {
+  readonly sdk: GenerationName;
+  readonly entry: 'programmatic' | 'register';
+}
+
+const DIRECT_ROWS: DirectRow[] = (['2.x', '3.x'] as const).flatMap((sdk) => ENTRIES.map((entry) => ({ sdk, entry })));
+const directTitle = (row: DirectRow) =>
+  `${GENERATIONS[row.sdk].title}, Node 24, ${row.entry === 'register' ? '--import register' : '--import ./setup.mjs (register() of the OpenTelemetry hook)'}`;
+
+/** The servers direct-imports.mjs needs besides PostgreSQL, as its variables; or why they are missing. */
+function serverEnv(): Record<string, string> | { missing: string } {
+  const mariadb = inject('mariadb');
+  const redis = inject('redis');
+  if ('unavailable' in mariadb) return { missing: mariadb.unavailable };
+  if ('unavailable' in redis) return { missing: redis.unavailable };
+  const { host, port, user, password, database } = mariadb.connection;
+  return {
+    APP_MARIADB_HOST: host,
+    APP_MARIADB_PORT: String(port),
+    APP_MARIADB_USER: user,
+    APP_MARIADB_PASSWORD: password,
+    APP_MARIADB_DATABASE: database,
+    APP_REDIS_URL: `redis://:${encodeURIComponent(redis.connection.password)}@${redis.connection.host}:${redis.connection.port}`,
+  };
+}
+
+/** Line of each `// checkout: <specifier>` marker in direct-imports.mjs: where each checkout is made. */
+function checkoutLines(): Map<string, number> {
+  const lines = readFileSync(join(FIXTURES, DIRECT_APP), 'utf8').split('\n');
+  const found = new Map<string, number>();
+  lines.forEach((line, index) => {
+    const specifier = /\/\/ checkout: (\S+)$/.exec(line)?.[1];
+    if (specifier !== undefined) found.set(specifier, index + 1);
+  });
+  return found;
+}
+
+function expectDirectRow(row: DirectRow, ended: Ended, spans: readonly ReceivedSpan[]): void {
+  const context = `${ended.context}spans: ${JSON.stringify(spans.map((span) => `${span.name} ${span.spanId} <- ${span.parentSpanId ?? '-'}`))}\n`;
+  expect(ended.code, context).toBe(0);
+  const result = JSON.parse(ended.stdout.trim().split('\n').at(-1) ?? '') as { results: Record<string, unknown>; instrumentation: string };
+  // The application behaves as without instrumentation, on the generation asked for.
+  expect(result.results, context).toEqual(Object.fromEntries(Object.entries(DIRECT_IMPORTS).map(([specifier, { returns }]) => [specifier, returns])));
+  expect(result.instrumentation, context).toMatch(GENERATIONS[row.sdk].instrumentation);
+  const stderr = ended.stderr.split('\n').filter((line) => line !== '');
+  const hint = (line: string) => row.entry === 'register' && line.startsWith(`${REGISTER}: `) && line.includes('@opentelemetry/auto-instrumentations-node');
+  expect(stderr.filter((line) => !hint(line)), `${context}nothing on stderr (no loader warnings)`).toEqual([]);
+
+  // Every library imported directly is patched: one checkout under its use, at the app's line.
+  const lines = checkoutLines();
+  for (const [specifier, { checkout }] of Object.entries(DIRECT_IMPORTS)) {
+    const use = only(spans, `use ${specifier}`, context);
+    const under = spans.filter((span) => span.parentSpanId === use.spanId);
+    expect(under.map((span) => span.name), `${context}the checkout under "use ${specifier}"`).toEqual([checkout]);
+    expect(under[0]?.attributes['code.file.path'], `${context}call site of ${specifier}`).toMatch(/direct-imports\.mjs$/);
+    expect(under[0]?.attributes['code.line.number'], `${context}call site line of ${specifier}`).toBe(lines.get(specifier));
+  }
+}
+
+describe.concurrent('an ES-module app importing every pool library directly, installed from the tarball', () => {
+  const servers = serverEnv();
+  const missing = 'missing' in servers ? servers.missing : undefined;
+  if (missing !== undefined) console.warn(`[install-matrix] SKIPPING the direct-import rows: ${missing}`);
+  const serverVars = 'missing' in servers ? {} : servers;
+  it.skipIf(missing !== undefined).each(DIRECT_ROWS.map((row) => [directTitle(row), row] as const))('%s', async (title, row) => {
+    let outcome = 'FAILED';
+    try {
+      const appDir = await installedApp(row.sdk, false);
+      const ended = await slot(async () => {
+        const receiver = await startOtlpReceiver();
+        try {
+          const started = performance.now();
+          const setup = row.entry === 'register' ? REGISTER : './setup.mjs';
+          const end = await runNode(['--import', setup, DIRECT_APP], {
+            cwd: appDir,
+            node: nodeBinary('24'),
+            timeoutMs: RUN_TIMEOUT_MS,
+            env: {
+              ...postgresEnv(),
+              ...serverVars,
+              OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+              OTEL_METRICS_EXPORTER: 'none',
+              OTEL_LOGS_EXPORTER: 'none',
+              OTEL_SERVICE_NAME: 'install-matrix-direct-imports',
+              APP_WITH_AUTO: '0',
+            },
+          });
+          return { end, spans: receiver.spans(), ms: performance.now() - started };
+        } finally {
+          await receiver.close();
+        }
+      });
+      expectDirectRow(row, ended.end, ended.spans);
+      outcome = `ok (${(ended.ms / 1000).toFixed(1)} s)`;
+    } finally {
+      directOutcomes.set(title, outcome);
     }
   }, 400_000);
 });

@@ -7,6 +7,7 @@ import { ADAPTERS, CALL_SITE_HOOKS } from './adapters';
 import { installFinalizerMarker, uninstallFinalizerMarker } from './core/checkin-context';
 import { plainOptions, resolveConfig, type ResolvedConfig } from './config';
 import { LeaseCore, type LeaseCoreSettings } from './core/lease-core';
+import { hookImportedFiles } from './adapters/kit/imported-files';
 import { createPatcher } from './adapters/kit/patcher';
 import { createStackCapture, NO_STACK_CAPTURE, type StackCapture } from './call-site/stack';
 import { POOL_LIBRARIES, type PoolLeakInstrumentationConfig } from './types';
@@ -32,6 +33,7 @@ export class PoolLeakInstrumentation extends InstrumentationBase<PoolLeakInstrum
   private declare core: LeaseCore | undefined;
   private declare explicitProvider: TracerProvider | undefined;
   private declare apiMismatchCheck: ApiMismatchCheck | undefined;
+  private declare importedFilesHooked: boolean | undefined;
 
   /** `null` is taken as `{}`, like the contrib instrumentations do. */
   constructor(config: PoolLeakInstrumentationConfig | null = {}) {
@@ -69,7 +71,22 @@ export class PoolLeakInstrumentation extends InstrumentationBase<PoolLeakInstrum
     installFinalizerMarker();
     this.core?.start();
     super.enable();
+    this.hookImportedFilesOnce();
     this.checkApiCopy();
+  }
+
+  /**
+   * Files inside ES-module packages (postgres.js) on `@opentelemetry/instrumentation` releases
+   * whose own hook misses them (imported-files.ts). Once, as the base adds its hooks once.
+   */
+  private hookImportedFilesOnce(): void {
+    if (this.importedFilesHooked === true) return;
+    this.importedFilesHooked = true;
+    try {
+      this._diag.debug(`pool-leak: ${hookImportedFiles(this)}`);
+    } catch (error) {
+      this._diag.error('pool-leak: could not hook files inside ES-module packages; those imported with `import` (postgres.js, drizzle-orm) stay unpatched', error);
+    }
   }
 
   /**

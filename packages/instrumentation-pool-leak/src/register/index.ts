@@ -15,7 +15,7 @@ import { describeApiMismatch, findApiMismatch } from './api-compat';
 import { PoolLeakInstrumentation } from '../instrumentation';
 import { describeUndelivered, releaseExportsAtExit, watchDelivery } from './delivery';
 import { instrumentationSelected, sdkDisabled } from './env';
-import { registerLoaderHook } from './loader-hook';
+import { loaderIncludes, registerLoaderHook, type HookedModule } from './loader-hook';
 import { requestParents, type RequestParents } from './request-parents';
 import { flushOnExit } from './shutdown';
 import { PACKAGE_NAME } from '../version';
@@ -93,9 +93,9 @@ function start(): void {
   if (instrumentations.length === 0) return;
   registerInstrumentations({ instrumentations });
   // Disabled (OTEL_POOL_LEAK_ENABLED=false): ours patches nothing, so it needs no hook.
-  const moduleNames = [...parents.instrumentations, ...ours].flatMap(moduleNamesOf);
-  if (moduleNames.length === 0) return;
-  const outcome = registerLoaderHook(moduleNames);
+  const modules = [...parents.instrumentations, ...ours].flatMap(modulesOf);
+  if (modules.length === 0) return;
+  const outcome = registerLoaderHook(loaderIncludes(modules));
   if (outcome === 'already-on-command-line') {
     diag.debug(`${ENTRY}: the OpenTelemetry loader hook is already on the command line; not registering it again`);
   } else if (outcome === 'skipped-for-eval') {
@@ -113,11 +113,13 @@ function startRequestParents(): RequestParents {
   }
 }
 
-/** The modules an instrumentation patches (instrumentations of other packages may lack the method). */
-function moduleNamesOf(instrumentation: Instrumentation): string[] {
-  const withDefinitions = instrumentation as Instrumentation & { getModuleDefinitions?: () => readonly { name: string }[] };
+/** The modules (and files inside them) an instrumentation patches (instrumentations of other packages may lack the method). */
+function modulesOf(instrumentation: Instrumentation): HookedModule[] {
+  const withDefinitions = instrumentation as Instrumentation & { getModuleDefinitions?: () => readonly HookedModule[] };
   try {
-    return typeof withDefinitions.getModuleDefinitions === 'function' ? withDefinitions.getModuleDefinitions().map((definition) => definition.name) : [];
+    return typeof withDefinitions.getModuleDefinitions === 'function'
+      ? withDefinitions.getModuleDefinitions().map(({ name, files }) => ({ name, files: (files ?? []).map((file) => ({ name: file.name })) }))
+      : [];
   } catch {
     return [];
   }

@@ -26,7 +26,7 @@ const EVAL_FLAG = /^(?:-[ep]|-pe|-ep|--eval|--print)(?:=|$)/;
 /** import-in-the-middle's in-thread hooks (`module.registerHooks`), where Node supports them. */
 interface InThreadHooks {
   supportsSyncHooks(): boolean;
-  register(options: { include: string[] }): void;
+  register(options: { include: LoaderInclude[] }): void;
 }
 
 /**
@@ -46,21 +46,55 @@ function inThreadHooks(): InThreadHooks | undefined {
   }
 }
 
+/** A module definition as the loader hook needs it: the package, and files inside it that are patched. */
+export interface HookedModule {
+  readonly name: string;
+  readonly files?: readonly { readonly name: string }[];
+}
+
+/** What the loader intercepts: bare specifiers, and regular expressions on resolved file URLs. */
+export type LoaderInclude = string | RegExp;
+
+/**
+ * The loader's `include` list for these definitions: each package by its bare specifier (how
+ * applications import it), and each file an instrumentation patches inside a package
+ * (`postgres/src/query.js`) by the end of its URL, `/node_modules/<package>/<path>` (npm, pnpm and
+ * yarn layouts alike). A package's own files import each other by relative specifier, which a
+ * bare name never matches: without these entries an ES-module package (postgres.js) gets its
+ * entry wrapped and none of the files whose exports the adapter must replace.
+ * import-in-the-middle leaves `require()` resolutions alone, so naming a CommonJS file is harmless.
+ */
+export function loaderIncludes(modules: readonly HookedModule[]): LoaderInclude[] {
+  const names = new Set<string>();
+  const files = new Map<string, RegExp>();
+  for (const module of modules) {
+    names.add(module.name);
+    for (const file of module.files ?? []) {
+      const path = file.name.split('\\').join('/');
+      if (!files.has(path)) files.set(path, new RegExp(`/node_modules/${escapeRegExp(path)}$`));
+    }
+  }
+  return [...names, ...files.values()];
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
 /**
  * Registers the ESM loader hook so that modules the application `import`s (not only those it
  * `require`s) are patched. Must run before the application's module graph loads, which a
- * `--import` or `-r` preload guarantees.
+ * `--import` or `-r` preload guarantees. The instrumentations' import-in-the-middle `Hook`s may
+ * exist before it: the loader learns what to wrap from `include`, not from them.
  *
- * Only the named modules are intercepted (import-in-the-middle's `include` option): without it
- * the hook wraps every ES module of the application, which has broken applications in ways that
- * have nothing to do with pools (open-telemetry/opentelemetry-js#6984,
- * nodejs/import-in-the-middle#280). The names are bare specifiers, which is how applications
- * import the pool libraries; none of the adapters patches a file inside an ES module.
+ * Only the modules in `include` ({@link loaderIncludes}) are intercepted: without it the hook
+ * wraps every ES module of the application, which has broken applications in ways that have
+ * nothing to do with pools (open-telemetry/opentelemetry-js#6984, nodejs/import-in-the-middle#280).
  *
  * Not for a `-e` / `-p` program ({@link EVAL_FLAG}): `'skipped-for-eval'`, nothing registered.
  */
 export function registerLoaderHook(
-  moduleNames: readonly string[],
+  include: readonly LoaderInclude[],
   commandLine: { execArgv: readonly string[]; nodeOptions: string | undefined } = {
     execArgv: process.execArgv,
     nodeOptions: process.env['NODE_OPTIONS'],
@@ -70,13 +104,13 @@ export function registerLoaderHook(
   if (LOADER_FLAG_WITH_OTEL_HOOK.test(`${commandLine.execArgv.join(' ')} ${commandLine.nodeOptions ?? ''}`)) {
     return 'already-on-command-line';
   }
-  const include = [...new Set(moduleNames)];
   const hooks = inThreadHooks();
   if (hooks !== undefined) {
-    hooks.register({ include });
+    hooks.register({ include: [...include] });
     return 'registered-in-thread';
   }
   // Resolved from this file, so the hook is the one of our own @opentelemetry/instrumentation.
-  register(OTEL_LOADER_HOOK, pathToFileURL(__filename), { data: { include } });
+  // RegExps cross to the loader thread intact (structured clone).
+  register(OTEL_LOADER_HOOK, pathToFileURL(__filename), { data: { include: [...include] } });
   return 'registered';
 }
