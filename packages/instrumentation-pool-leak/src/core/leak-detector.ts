@@ -1,3 +1,5 @@
+import { CompactingSet } from './compacting-set';
+
 /** What the leak detector needs to know about a lease. */
 export interface WatchedLease {
   /** `performance.now()` at the grant. */
@@ -12,11 +14,17 @@ export interface WatchedLease {
 export interface LeakWatch<L extends WatchedLease> {
   watch(lease: L): void;
   unwatch(lease: L): void;
+  /**
+   * The lease is being checked in at `now`: if it crossed the threshold and no sweep reported it
+   * yet (a loaded loop fires sweeps late, a sliced sweep may not have reached it), it is reported
+   * now, before its span ends. A sweep may be late or sliced; no lease over the threshold is skipped.
+   */
+  settle(lease: L, now: number): void;
   /** Stops the timer (instrumentation disabled). */
   stop(): void;
 }
 
-export const NO_LEAK_WATCH: LeakWatch<WatchedLease> = { watch() {}, unwatch() {}, stop() {} };
+export const NO_LEAK_WATCH: LeakWatch<WatchedLease> = { watch() {}, unwatch() {}, settle() {}, stop() {} };
 
 /** Sweep period: a quarter of the threshold, between 5 ms and 1 s. */
 export function sweepIntervalFor(thresholdMs: number): number {
@@ -72,7 +80,8 @@ export interface LeakSweeperOptions {
  * and never keeps the process alive.
  */
 export class LeakSweeper<L extends WatchedLease> implements LeakWatch<L> {
-  private readonly held = new Set<L>();
+  /** Grant order; gives its table back after a mass release (see {@link CompactingSet}). */
+  private readonly held = new CompactingSet<L>();
   /** Cancels the periodic sweep; undefined while none is scheduled. */
   private timer: (() => void) | undefined;
   /** Cancels the next turn of a sweep that ran out of budget. */
@@ -104,6 +113,12 @@ export class LeakSweeper<L extends WatchedLease> implements LeakWatch<L> {
     this.held.delete(lease);
   }
 
+  settle(lease: L, now: number): void {
+    const heldMs = now - lease.grantedAt;
+    if (heldMs < this.thresholdMs || !this.held.delete(lease)) return;
+    this.onLeak(lease, heldMs);
+  }
+
   /**
    * A new threshold for the leases already watched and those to come (the configuration
    * changed): nothing watched is dropped.
@@ -128,7 +143,8 @@ export class LeakSweeper<L extends WatchedLease> implements LeakWatch<L> {
     for (const lease of this.held) {
       const heldMs = now - lease.grantedAt;
       if (heldMs < this.thresholdMs) break;
-      this.held.delete(lease);
+      // False only for a lease a report above checked in: the loop may walk a table re-created under it.
+      if (!this.held.delete(lease)) continue;
       reported++;
       this.onLeak(lease, heldMs);
       // Reading the clock (~0.05 µs) is small beside a report (a span, an event, a counter).

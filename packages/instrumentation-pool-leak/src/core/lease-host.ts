@@ -12,6 +12,8 @@ export interface LeaseHost<L> {
   readonly metrics: PoolMetrics;
   /** The pool granted the lease a connection: it is now a holder, watched for leaks. */
   leaseGranted(lease: L): void;
+  /** The lease is being checked in at `now`: reported first if it crossed the leak threshold unreported. */
+  leaseReturning(lease: L, now: number): void;
   /** Called exactly once, when the lease ends for any reason. */
   forget(lease: L): void;
   /** Remembers which lease holds `connection`, for adapters that release or query by it. */
