@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks';
 import { CompactingSet } from './compacting-set';
 
 /** What the leak detector needs to know about a lease. */
@@ -45,19 +46,28 @@ export interface SweepScheduler {
   nextTurn(fn: () => void): () => void;
 }
 
-/** The event loop: an unref'd interval and an unref'd immediate. */
-export const LOOP_SCHEDULER: SweepScheduler = {
-  every(ms, fn) {
-    const timer = setInterval(fn, ms);
-    timer.unref();
-    return () => clearInterval(timer);
-  },
-  nextTurn(fn) {
-    const immediate = setImmediate(fn);
-    immediate.unref();
-    return () => clearImmediate(immediate);
-  },
-};
+/**
+ * The event loop: an unref'd interval and an unref'd immediate, started in the async context the
+ * scheduler was made in (the instrumentation's set-up), not in whichever request's context the
+ * first grant after an idle spell runs: a timer keeps the context it was created in (its async
+ * context frame), and the sweep's interval outlives any request — it would keep that request's
+ * spans and everything else in its context alive for as long as leases are watched.
+ */
+export function loopScheduler(): SweepScheduler {
+  const scope = new AsyncResource('pool-leak.leak-sweep');
+  return {
+    every(ms, fn) {
+      const timer = scope.runInAsyncScope(() => setInterval(fn, ms));
+      timer.unref();
+      return () => clearInterval(timer);
+    },
+    nextTurn(fn) {
+      const immediate = scope.runInAsyncScope(() => setImmediate(fn));
+      immediate.unref();
+      return () => clearImmediate(immediate);
+    },
+  };
+}
 
 export interface LeakSweeperOptions {
   /** Sweep period; default {@link sweepIntervalFor} the threshold. */
@@ -66,7 +76,7 @@ export interface LeakSweeperOptions {
   readonly budgetMs?: number;
   /** The clock the budget is measured with; default `performance.now`. */
   readonly clock?: () => number;
-  /** When sweeps run; default {@link LOOP_SCHEDULER}. */
+  /** When sweeps run; default {@link loopScheduler}, made when the sweeper is. */
   readonly scheduler?: SweepScheduler;
 }
 
@@ -101,7 +111,7 @@ export class LeakSweeper<L extends WatchedLease> implements LeakWatch<L> {
     this.intervalMs = options.intervalMs ?? sweepIntervalFor(thresholdMs);
     this.budgetMs = options.budgetMs ?? SWEEP_BUDGET_MS;
     this.clock = options.clock ?? (() => performance.now());
-    this.scheduler = options.scheduler ?? LOOP_SCHEDULER;
+    this.scheduler = options.scheduler ?? loopScheduler();
   }
 
   watch(lease: L): void {
