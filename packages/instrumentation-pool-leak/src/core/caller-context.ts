@@ -34,6 +34,9 @@ export class CallerContext {
     // A context without a request span is kept whole: there is no span to free, and its values
     // (baggage) could not be rebuilt from a span context.
     if (strong === undefined || this.parent === undefined) return;
+    // An unsampled request's span is a span context and nothing more: holding it costs nothing,
+    // and a WeakRef per grant (~1 µs) would cost the unsampled checkout most.
+    if (trace.getSpan(strong)?.isRecording() !== true) return;
     this.strong = undefined;
     this.weak = new WeakRef(strong);
   }
