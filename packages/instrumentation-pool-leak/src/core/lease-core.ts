@@ -13,7 +13,7 @@ import { CallSiteCarrier } from '../call-site/call-site-carrier';
 import { NO_STACK_CAPTURE, resolveStack, type CapturedStack, type HeldStack, type StackCapture } from '../call-site/stack';
 import { PoolMetrics } from '../signals/metrics';
 import { ATTR_POOL_PENDING_AT_REQUEST } from '../signals/semconv';
-import { CallerContext } from './caller-context';
+import { CallerContext, CallerContextLoosener } from './caller-context';
 import { ConnectionLeases } from './connection-leases';
 import type { LeaseCoreOptions, LeaseCoreSettings } from './lease-core-options';
 import { ErrorReports } from './error-reports';
@@ -39,6 +39,7 @@ export class LeaseCore implements LeaseHost<Lease> {
   /** Pools seen, by library object; the dropped ones end their leases (see {@link PoolRegistry}). */
   private readonly registry = new PoolRegistry((pool) => this.poolGone(pool));
   private readonly connections = new ConnectionLeases(this.registry);
+  private readonly loosener = new CallerContextLoosener();
   private readonly shutdownHook = new ProviderShutdownHook({
     beforeShutdown: () => this.endOpenLeases(),
     beforeForceFlush: () => this.failures.flush(),
@@ -280,6 +281,10 @@ export class LeaseCore implements LeaseHost<Lease> {
    */
   statementIssued(connection: object, boundary: Function, statement?: unknown): Lease | undefined {
     return this.connections.statementIssued(connection, boundary, statement);
+  }
+
+  loosenLater(caller: CallerContext): void {
+    this.loosener.later(caller);
   }
 
   leaseReturning(lease: Lease, now: number): void {

@@ -120,7 +120,7 @@ export class Lease extends LeaseLifecycle {
       this.span.spanContext();
       this.host.metrics.recordWait(this.pool, (this.grantedAt - this.requestedAt) / MS_PER_SECOND);
       this.host.leaseGranted(this);
-      this.caller.loosen();
+      this.host.loosenLater(this.caller);
     } catch (error) {
       this.host.reportError('granted', error);
     }
