@@ -30,7 +30,7 @@ describe('captureDeferred', () => {
   it('reads to the same captured stack as an eager capture of the same frames, only when resolved', () => {
     // Node's own formatting, as in production (vitest installs a source-map formatter).
     const savedPrepare = Error.prepareStackTrace;
-    Error.prepareStackTrace = undefined;
+    (Error as { prepareStackTrace?: unknown }).prepareStackTrace = undefined;
     onTestFinished(() => {
       Error.prepareStackTrace = savedPrepare;
     });
@@ -54,7 +54,7 @@ describe('captureDeferred', () => {
 
   it('an eager capture of the same frames is the object the deferred reading built', () => {
     const savedPrepare = Error.prepareStackTrace;
-    Error.prepareStackTrace = undefined;
+    (Error as { prepareStackTrace?: unknown }).prepareStackTrace = undefined;
     onTestFinished(() => {
       Error.prepareStackTrace = savedPrepare;
     });

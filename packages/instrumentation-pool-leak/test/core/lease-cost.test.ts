@@ -64,7 +64,7 @@ describe('an unsampled checkout', () => {
     // Node's own formatting, as in production: vitest's source-map formatter makes every capture
     // read its frames as text at once, and the deferred reading would go untested.
     const savedPrepare = Error.prepareStackTrace;
-    Error.prepareStackTrace = undefined;
+    (Error as { prepareStackTrace?: unknown }).prepareStackTrace = undefined;
     onTestFinished(() => {
       Error.prepareStackTrace = savedPrepare;
     });
