@@ -12,7 +12,7 @@ const [scenarioName, mode] = process.argv.slice(2);
 // 'reference': instrumented, leak detection off: what the same heap costs the loop without sweeps.
 const instrumented = mode === 'instrumented' || mode === 'reference';
 
-const SCENARIOS = { cycles, openLeases, expiry, storm, churn, callSites };
+const SCENARIOS = { cycles, openLeases, openLeasesFifo: (tracing) => openLeases(tracing, true), expiry, storm, churn, callSites };
 
 /** Pool create/end rounds before the first heap sample: pg, the driver and the JIT warm up. */
 const CHURN_WARMUP_ROUNDS = 200;
@@ -122,12 +122,13 @@ async function cycles(tracing) {
 }
 
 /** 100 000 open leases: retained bytes; and cycle cost before and after they are released. */
-async function openLeases(tracing) {
+async function openLeases(tracing, fifo = false) {
   tracing.instrument();
   const open = 100_000;
   // Resources created by the pool itself first (min), so the measured growth is the leases only.
   // LIFO: the measured cycles reuse one resource, as a pool under light load does.
-  const pool = inMemoryPool({ max: open, min: open, fifo: false });
+  // FIFO (fifo: true): every cycle takes the resource idle longest, as a busy pool does.
+  const pool = inMemoryPool({ max: open, min: open, fifo });
   while (pool.available < open) await delay(10);
   await cycleCost(pool, 50_000);
   const before = await cycleCost(pool, 100_000);

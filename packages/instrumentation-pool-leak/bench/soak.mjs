@@ -30,6 +30,8 @@ async function main() {
     const cyclesRun = await run('cycles', 'instrumented');
     const openPlain = await run('openLeases', 'plain');
     const openInstrumented = await run('openLeases', 'instrumented');
+    const fifoPlain = await run('openLeasesFifo', 'plain');
+    const fifoInstrumented = await run('openLeasesFifo', 'instrumented');
     // One max per run is at the mercy of one garbage collection: the median of three runs counts.
     const expiryRuns = [];
     for (let index = 0; index < EXPIRY_RUNS; index++) expiryRuns.push(await run('expiry', 'instrumented'));
@@ -51,6 +53,12 @@ async function main() {
         `${cycleRatio.toFixed(2)}× (${us(openInstrumented.cycleBeforeNs)} → ${us(openInstrumented.cycleAfterNs)}; plain ${plainCycleRatio.toFixed(2)}×)`,
         'within noise (≤ 1.10×)',
         cycleRatio <= 1.1,
+      ],
+      [
+        'FIFO pool: cycle after releasing 100 000 leases / before',
+        `${(fifoInstrumented.cycleAfterNs / fifoInstrumented.cycleBeforeNs).toFixed(2)}× (${us(fifoInstrumented.cycleBeforeNs)} → ${us(fifoInstrumented.cycleAfterNs)}; plain ${(fifoPlain.cycleAfterNs / fifoPlain.cycleBeforeNs).toFixed(2)}×)`,
+        'within noise (≤ 1.10×)',
+        fifoInstrumented.cycleAfterNs / fifoInstrumented.cycleBeforeNs <= 1.1,
       ],
       [
         '100 000-lease expiry (1 s threshold): max loop delay',

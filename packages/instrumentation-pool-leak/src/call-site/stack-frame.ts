@@ -81,9 +81,22 @@ export function isApplicationFile(file: string): boolean {
   return !file.includes(`${sep}node_modules${sep}`) && !file.includes('/node_modules/') && !file.includes('\\node_modules\\');
 }
 
+/**
+ * The name a function without one goes by, everywhere the call site is named: `code.function.name`
+ * on checkout and leak spans, the call-site metrics, `pool.call_path` and the holders lists built
+ * from it. V8 writes `<anonymous>` for such frames in stack text too, so the stack and the
+ * attributes agree.
+ */
+export const ANONYMOUS_FUNCTION_NAME = '<anonymous>';
+
+/** The function name of a frame, {@link ANONYMOUS_FUNCTION_NAME} when it has none (an anonymous arrow, a module's top level). */
+export function functionNameOf(frame: ParsedFrame): string {
+  return frame.functionName ?? ANONYMOUS_FUNCTION_NAME;
+}
+
 /** `name (path:line)` of one call-path entry; the path relative to `cwd` when inside it. */
 export function callPathEntry(frame: ParsedFrame & { filePath: string }, cwd: string): string {
   const prefix = cwd.endsWith(sep) ? cwd : cwd + sep;
   const path = cwd !== '' && frame.filePath.startsWith(prefix) ? frame.filePath.slice(prefix.length) : frame.filePath;
-  return `${frame.functionName ?? '<anonymous>'} (${path}:${frame.line})`;
+  return `${functionNameOf(frame)} (${path}:${frame.line})`;
 }

@@ -8,14 +8,17 @@ import {
 } from '@opentelemetry/semantic-conventions';
 import { sep } from 'node:path';
 import { ATTR_POOL_CALL_PATH } from '../signals/semconv';
-import { callPathEntry, isApplicationFrame, parseFrame } from './stack-frame';
+import { callPathEntry, functionNameOf, isApplicationFrame, parseFrame } from './stack-frame';
+import { DeferredStack } from './deferred-stack';
 import { FRAME_CACHE_GROWTH_LIMIT, FrameCache, FrameFields, formatFrame, ScriptCatalog, scriptOf, type ScriptInfo } from './structured-frames';
 
-export { isApplicationFrame, parseFrame, type ParsedFrame } from './stack-frame';
+export { ANONYMOUS_FUNCTION_NAME, isApplicationFrame, parseFrame, type ParsedFrame } from './stack-frame';
+export { DeferredStack } from './deferred-stack';
 
 /** The first application frame of a stack: the line a person goes and fixes. */
 export interface CallSite {
-  readonly functionName: string | undefined;
+  /** The frame's function name, or {@link ANONYMOUS_FUNCTION_NAME}: one name on spans, metrics and holders. */
+  readonly functionName: string;
   readonly filePath: string;
   readonly line: number;
   readonly column: number;
@@ -38,13 +41,28 @@ export interface CapturedStack {
   readonly attributes: Attributes;
 }
 
+/** A stack as a lease holds it: read, or still to read (see {@link DeferredStack}). */
+export type HeldStack = CapturedStack | DeferredStack<CapturedStack> | undefined;
+
+/** The captured stack of `held`, reading deferred frames now. */
+export function resolveStack(held: HeldStack): CapturedStack | undefined {
+  return held instanceof DeferredStack ? held.resolve() : held;
+}
+
 /** Captures the stack of whoever called `boundary`. */
 export interface StackCapture {
   capture(boundary: Function): CapturedStack | undefined;
+  /**
+   * Captures the same frames as {@link StackCapture.capture}, and reads them only when the result
+   * is resolved (see {@link DeferredStack}); where frames cannot wait (source maps, an
+   * application's own `Error.prepareStackTrace`: the text is formatted at the capture), the
+   * stack is read at once.
+   */
+  captureDeferred(boundary: Function): HeldStack;
 }
 
 /** Used when stacks are off (`stackFrames: 0`): captures nothing, costs a call. */
-export const NO_STACK_CAPTURE: StackCapture = { capture: () => undefined };
+export const NO_STACK_CAPTURE: StackCapture = { capture: () => undefined, captureDeferred: () => undefined };
 
 /** Application frames named by `pool.call_path`. */
 export const CALL_PATH_FRAMES = 3;
@@ -169,6 +187,7 @@ export function createStackCapture(options: StackCaptureOptions): StackCapture {
     }
   };
 
+  /** Classifies the frames' scripts and applies the windows rule; the kept frames go to `keptSites`. */
   const prepareStructured = (_error: Error, sites: NodeJS.CallSite[]): Window => {
     siteInfos.length = 0;
     for (const site of sites) {
@@ -178,21 +197,46 @@ export function createStackCapture(options: StackCaptureOptions): StackCapture {
     const kept = keep(sites.length, (index) => siteInfos[index]?.kind === 'application');
     if (kept === WIDER) return WIDER;
     keptSites = kept === sites.length ? sites : sites.slice(0, kept);
-    fields.reset();
-    for (let index = 0; index < kept; index += 1) {
-      const site = sites[index]!;
-      const info = siteInfos[index];
-      if (info === undefined) fields.addText(site.toString());
-      else if (info.kind !== 'own') fields.add(site, info.id);
-    }
-    // The record is in `fields`; the string only says "captured".
+    // The frames are in `keptSites`; the string only says "captured".
     return '';
   };
 
+  /**
+   * The captured stack of kept frames: their record (see structured-frames.ts) is the cache key;
+   * the text is formatted only for a record not seen before. `infos` are the frames' scripts
+   * when the capture just classified them.
+   */
+  const readSites = (sites: readonly NodeJS.CallSite[], infos?: readonly (ScriptInfo | undefined)[]): CapturedStack => {
+    fields.reset();
+    for (let index = 0; index < sites.length; index += 1) {
+      const site = sites[index]!;
+      let info: ScriptInfo | undefined;
+      if (infos !== undefined) info = infos[index];
+      else {
+        const script = scriptOf(site);
+        info = script === undefined ? undefined : scripts.info(script);
+      }
+      if (info === undefined) fields.addText(site.toString());
+      else if (info.kind !== 'own') fields.add(site, info.id);
+    }
+    const cached = structuredCache.get(fields);
+    if (cached !== undefined) return cached;
+    const built = buildCapturedStack(formatKept(sites), maxFrames, maxChars, ownPrefixes);
+    structuredCache.set(fields, built);
+    return built;
+  };
+  const readDeferred = (sites: readonly NodeJS.CallSite[]): CapturedStack | undefined => {
+    try {
+      return readSites(sites);
+    } finally {
+      siteInfos.length = 0;
+    }
+  };
+
   /** The text of the kept frames behind the last structured key, ours left out. */
-  const formatKept = (): string => {
+  const formatKept = (sites: readonly NodeJS.CallSite[]): string => {
     let text = '';
-    for (const site of keptSites) {
+    for (const site of sites) {
       const script = scriptOf(site);
       if (script === undefined) text += `    at ${site.toString()}\n`;
       else if (scripts.info(script).kind !== 'own') text += `${formatFrame(site, script)}\n`;
@@ -215,40 +259,54 @@ export function createStackCapture(options: StackCaptureOptions): StackCapture {
     return kept >= frames.length ? text : lines.slice(0, frames[kept]!.line).join('\n');
   };
 
+  /** Captures above `boundary` as the windows rule says: the captured text, or '' with `keptSites` set. */
+  const captureWindow = (boundary: Function, structured: boolean): Window => {
+    limit = limitHints.get(boundary) ?? firstWindow;
+    let captured: Window;
+    for (;;) {
+      captured = structured ? prepared(boundary, limit, prepareStructured) : captureText(boundary);
+      if (captured !== WIDER) break;
+      limit = needed;
+    }
+    if (needed !== limitHints.get(boundary)) limitHints.set(boundary, needed);
+    return captured;
+  };
+
+  const fromText = (captured: string): CapturedStack => {
+    const cached = textCache.get(captured);
+    if (cached !== undefined) return cached;
+    const built = buildCapturedStack(captured, maxFrames, maxChars, ownPrefixes);
+    if (textCache.size >= textCapacity && textDropped >= textCapacity && textCapacity < cacheSize * FRAME_CACHE_GROWTH_LIMIT) {
+      textCapacity *= 2;
+      textDropped = 0;
+    }
+    if (textCache.size >= textCapacity) {
+      const oldest = textCache.keys().next();
+      if (oldest.done !== true) textCache.delete(oldest.value);
+      textDropped += 1;
+    }
+    textCache.set(captured, built);
+    return built;
+  };
+
   return {
     capture(boundary) {
       const structured = formatsNatively(Error.prepareStackTrace) && process.sourceMapsEnabled !== true;
-      limit = limitHints.get(boundary) ?? firstWindow;
-      let captured: Window;
       try {
-        for (;;) {
-          captured = structured ? prepared(boundary, limit, prepareStructured) : captureText(boundary);
-          if (captured !== WIDER) break;
-          limit = needed;
-        }
-        if (needed !== limitHints.get(boundary)) limitHints.set(boundary, needed);
+        const captured = captureWindow(boundary, structured);
         if (typeof captured !== 'string') return undefined;
-        if (structured) {
-          const cached = structuredCache.get(fields);
-          if (cached !== undefined) return cached;
-          const built = buildCapturedStack(formatKept(), maxFrames, maxChars, ownPrefixes);
-          structuredCache.set(fields, built);
-          return built;
-        }
-        const cached = textCache.get(captured);
-        if (cached !== undefined) return cached;
-        const built = buildCapturedStack(captured, maxFrames, maxChars, ownPrefixes);
-        if (textCache.size >= textCapacity && textDropped >= textCapacity && textCapacity < cacheSize * FRAME_CACHE_GROWTH_LIMIT) {
-          textCapacity *= 2;
-          textDropped = 0;
-        }
-        if (textCache.size >= textCapacity) {
-          const oldest = textCache.keys().next();
-          if (oldest.done !== true) textCache.delete(oldest.value);
-          textDropped += 1;
-        }
-        textCache.set(captured, built);
-        return built;
+        return structured ? readSites(keptSites, siteInfos) : fromText(captured);
+      } finally {
+        keptSites = [];
+        siteInfos.length = 0;
+      }
+    },
+    captureDeferred(boundary) {
+      const structured = formatsNatively(Error.prepareStackTrace) && process.sourceMapsEnabled !== true;
+      try {
+        const captured = captureWindow(boundary, structured);
+        if (typeof captured !== 'string') return undefined;
+        return structured ? new DeferredStack(keptSites, readDeferred) : fromText(captured);
       } finally {
         keptSites = [];
         siteInfos.length = 0;
@@ -337,13 +395,13 @@ export function buildCapturedStack(
     length += trimmed.length + 1;
     if (!isApplicationFrame(frame)) continue;
     if (path.length < CALL_PATH_FRAMES) path.push(callPathEntry(frame, cwd));
-    callSite ??= { functionName: frame.functionName, filePath: frame.filePath, line: frame.line, column: frame.column };
+    callSite ??= { functionName: functionNameOf(frame), filePath: frame.filePath, line: frame.line, column: frame.column };
   }
   const stack = kept.join('\n');
   const attributes: Attributes = { [ATTR_CODE_STACKTRACE]: stack };
   const callPath = path.length > 0 ? path.join(' ← ') : undefined;
   if (callSite !== undefined) {
-    if (callSite.functionName !== undefined) attributes[ATTR_CODE_FUNCTION_NAME] = callSite.functionName;
+    attributes[ATTR_CODE_FUNCTION_NAME] = callSite.functionName;
     attributes[ATTR_CODE_FILE_PATH] = callSite.filePath;
     attributes[ATTR_CODE_LINE_NUMBER] = callSite.line;
     attributes[ATTR_CODE_COLUMN_NUMBER] = callSite.column;

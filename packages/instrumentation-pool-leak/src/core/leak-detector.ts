@@ -1,3 +1,6 @@
+import { AsyncResource } from 'node:async_hooks';
+import { CompactingSet } from './compacting-set';
+
 /** What the leak detector needs to know about a lease. */
 export interface WatchedLease {
   /** `performance.now()` at the grant. */
@@ -12,11 +15,17 @@ export interface WatchedLease {
 export interface LeakWatch<L extends WatchedLease> {
   watch(lease: L): void;
   unwatch(lease: L): void;
+  /**
+   * The lease is being checked in at `now`: if it crossed the threshold and no sweep reported it
+   * yet (a loaded loop fires sweeps late, a sliced sweep may not have reached it), it is reported
+   * now, before its span ends. A sweep may be late or sliced; no lease over the threshold is skipped.
+   */
+  settle(lease: L, now: number): void;
   /** Stops the timer (instrumentation disabled). */
   stop(): void;
 }
 
-export const NO_LEAK_WATCH: LeakWatch<WatchedLease> = { watch() {}, unwatch() {}, stop() {} };
+export const NO_LEAK_WATCH: LeakWatch<WatchedLease> = { watch() {}, unwatch() {}, settle() {}, stop() {} };
 
 /** Sweep period: a quarter of the threshold, between 5 ms and 1 s. */
 export function sweepIntervalFor(thresholdMs: number): number {
@@ -37,19 +46,28 @@ export interface SweepScheduler {
   nextTurn(fn: () => void): () => void;
 }
 
-/** The event loop: an unref'd interval and an unref'd immediate. */
-export const LOOP_SCHEDULER: SweepScheduler = {
-  every(ms, fn) {
-    const timer = setInterval(fn, ms);
-    timer.unref();
-    return () => clearInterval(timer);
-  },
-  nextTurn(fn) {
-    const immediate = setImmediate(fn);
-    immediate.unref();
-    return () => clearImmediate(immediate);
-  },
-};
+/**
+ * The event loop: an unref'd interval and an unref'd immediate, started in the async context the
+ * scheduler was made in (the instrumentation's set-up), not in whichever request's context the
+ * first grant after an idle spell runs: a timer keeps the context it was created in (its async
+ * context frame), and the sweep's interval outlives any request — it would keep that request's
+ * spans and everything else in its context alive for as long as leases are watched.
+ */
+export function loopScheduler(): SweepScheduler {
+  const scope = new AsyncResource('pool-leak.leak-sweep');
+  return {
+    every(ms, fn) {
+      const timer = scope.runInAsyncScope(() => setInterval(fn, ms));
+      timer.unref();
+      return () => clearInterval(timer);
+    },
+    nextTurn(fn) {
+      const immediate = scope.runInAsyncScope(() => setImmediate(fn));
+      immediate.unref();
+      return () => clearImmediate(immediate);
+    },
+  };
+}
 
 export interface LeakSweeperOptions {
   /** Sweep period; default {@link sweepIntervalFor} the threshold. */
@@ -58,7 +76,7 @@ export interface LeakSweeperOptions {
   readonly budgetMs?: number;
   /** The clock the budget is measured with; default `performance.now`. */
   readonly clock?: () => number;
-  /** When sweeps run; default {@link LOOP_SCHEDULER}. */
+  /** When sweeps run; default {@link loopScheduler}, made when the sweeper is. */
   readonly scheduler?: SweepScheduler;
 }
 
@@ -72,7 +90,8 @@ export interface LeakSweeperOptions {
  * and never keeps the process alive.
  */
 export class LeakSweeper<L extends WatchedLease> implements LeakWatch<L> {
-  private readonly held = new Set<L>();
+  /** Grant order; gives its table back after a mass release (see {@link CompactingSet}). */
+  private readonly held = new CompactingSet<L>();
   /** Cancels the periodic sweep; undefined while none is scheduled. */
   private timer: (() => void) | undefined;
   /** Cancels the next turn of a sweep that ran out of budget. */
@@ -92,7 +111,7 @@ export class LeakSweeper<L extends WatchedLease> implements LeakWatch<L> {
     this.intervalMs = options.intervalMs ?? sweepIntervalFor(thresholdMs);
     this.budgetMs = options.budgetMs ?? SWEEP_BUDGET_MS;
     this.clock = options.clock ?? (() => performance.now());
-    this.scheduler = options.scheduler ?? LOOP_SCHEDULER;
+    this.scheduler = options.scheduler ?? loopScheduler();
   }
 
   watch(lease: L): void {
@@ -102,6 +121,12 @@ export class LeakSweeper<L extends WatchedLease> implements LeakWatch<L> {
 
   unwatch(lease: L): void {
     this.held.delete(lease);
+  }
+
+  settle(lease: L, now: number): void {
+    const heldMs = now - lease.grantedAt;
+    if (heldMs < this.thresholdMs || !this.held.delete(lease)) return;
+    this.onLeak(lease, heldMs);
   }
 
   /**
@@ -128,7 +153,8 @@ export class LeakSweeper<L extends WatchedLease> implements LeakWatch<L> {
     for (const lease of this.held) {
       const heldMs = now - lease.grantedAt;
       if (heldMs < this.thresholdMs) break;
-      this.held.delete(lease);
+      // False only for a lease a report above checked in: the loop may walk a table re-created under it.
+      if (!this.held.delete(lease)) continue;
       reported++;
       this.onLeak(lease, heldMs);
       // Reading the clock (~0.05 µs) is small beside a report (a span, an event, a counter).

@@ -10,9 +10,10 @@ import {
   type Span,
 } from '@opentelemetry/api';
 import { CallSiteCarrier } from '../call-site/call-site-carrier';
-import { NO_STACK_CAPTURE, type CapturedStack, type StackCapture } from '../call-site/stack';
+import { NO_STACK_CAPTURE, resolveStack, type CapturedStack, type HeldStack, type StackCapture } from '../call-site/stack';
 import { PoolMetrics } from '../signals/metrics';
 import { ATTR_POOL_PENDING_AT_REQUEST } from '../signals/semconv';
+import { CallerContext, CallerContextLoosener } from './caller-context';
 import { ConnectionLeases } from './connection-leases';
 import type { LeaseCoreOptions, LeaseCoreSettings } from './lease-core-options';
 import { ErrorReports } from './error-reports';
@@ -43,6 +44,7 @@ export class LeaseCore implements LeaseHost<Lease> {
     (where, error) => this.reportError(where, error),
   );
   private readonly connections = new ConnectionLeases(this.registry);
+  private readonly loosener = new CallerContextLoosener();
   private readonly shutdownHook = new ProviderShutdownHook({
     beforeShutdown: () => this.endOpenLeases(),
     beforeForceFlush: () => this.failures.flush(),
@@ -129,20 +131,23 @@ export class LeaseCore implements LeaseHost<Lease> {
       const span = pendingAhead === undefined ? this.startSpan(tracked, callerContext) : undefined;
       // Captured right here, not through a helper method: every frame between here and the
       // boundary is walked by the capture (~0.4 µs each on the CI machine). Unsampled leases
-      // still need their call site when leaks are watched, for the counter; a queued one is
+      // still need their call site when leaks are watched, for the counter and the leak report:
+      // theirs is captured now and read only if something asks (DeferredStack). A queued one is
       // captured before its sampling decision, which comes at its grant.
-      let stack = this.callSites.current(callerContext);
-      if (stack === undefined && (span === undefined || span.isRecording() || this.settings.leakThresholdMs > 0)) {
+      let stack: HeldStack = this.callSites.current(callerContext);
+      if (stack === undefined) {
+        const recording = span === undefined || span.isRecording();
         try {
-          stack = this.settings.stackCapture.capture(boundary);
+          if (recording) stack = this.settings.stackCapture.capture(boundary);
+          else if (this.settings.leakThresholdMs > 0) stack = this.settings.stackCapture.captureDeferred(boundary);
         } catch (error) {
           this.reportError('captureStack', error);
         }
       }
-      if (span !== undefined && stack !== undefined && span.isRecording()) span.setAttributes(stack.attributes);
+      if (span !== undefined && stack !== undefined && span.isRecording()) span.setAttributes(resolveStack(stack)!.attributes);
       const parent = trace.getSpanContext(callerContext);
-      const ownerTraceId = parent !== undefined && isSpanContextValid(parent) ? parent.traceId : undefined;
-      const lease = new Lease(this, tracked, span, callerContext, ownerTraceId, stack, pendingAhead);
+      const validParent = parent !== undefined && isSpanContextValid(parent) ? parent : undefined;
+      const lease = new Lease(this, tracked, span, new CallerContext(callerContext, validParent), validParent?.traceId, stack, pendingAhead);
       if (!tracked.hasOpenLeases) this.registry.busyPools.add(tracked);
       tracked.waitingLeases.add(lease);
       this.stalls.watch(lease);
@@ -291,6 +296,14 @@ export class LeaseCore implements LeaseHost<Lease> {
    */
   statementIssued(connection: object, boundary: Function, statement?: unknown): Lease | undefined {
     return this.connections.statementIssued(connection, boundary, statement);
+  }
+
+  loosenLater(caller: CallerContext): void {
+    this.loosener.later(caller);
+  }
+
+  leaseReturning(lease: Lease, now: number): void {
+    this.leakWatch.settle(lease, now);
   }
 
   forget(lease: Lease): void {

@@ -1,5 +1,6 @@
 import type { Span } from '@opentelemetry/api';
 import type { CapturedStack } from '../call-site/stack';
+import type { CallerContext } from './caller-context';
 import type { PoolMetrics } from '../signals/metrics';
 import type { FailedCheckout } from './failure-queue';
 import type { InvalidReleaseReason } from './invalid-release';
@@ -12,6 +13,10 @@ export interface LeaseHost<L> {
   readonly metrics: PoolMetrics;
   /** The pool granted the lease a connection: it is now a holder, watched for leaks. */
   leaseGranted(lease: L): void;
+  /** The lease is being checked in at `now`: reported first if it crossed the leak threshold unreported. */
+  leaseReturning(lease: L, now: number): void;
+  /** The lease was granted: its caller context is reduced to the span context once this job is over. */
+  loosenLater(caller: CallerContext): void;
   /** Called exactly once, when the lease ends for any reason. */
   forget(lease: L): void;
   /** Remembers which lease holds `connection`, for adapters that release or query by it. */

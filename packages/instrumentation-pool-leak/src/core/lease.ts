@@ -15,7 +15,8 @@ import {
   EVENT_POOL_RELEASE_INVALID,
   EVENT_POOL_USE_FOREIGN_CONTEXT,
 } from '../signals/semconv';
-import type { CapturedStack } from '../call-site/stack';
+import { DeferredStack, type CapturedStack, type HeldStack } from '../call-site/stack';
+import type { CallerContext } from './caller-context';
 import type { LeaseHost } from './lease-host';
 import { LeaseLifecycle } from './lease-lifecycle';
 import type { TrackedPool } from './tracked-pool';
@@ -60,15 +61,30 @@ export class Lease extends LeaseLifecycle {
      * span starts when it is granted or fails (see {@link Lease.span}).
      */
     private checkoutSpan: Span | undefined,
-    /** The context active when the checkout was requested; callbacks run in it. */
-    readonly callerContext: Context,
+    /** The context active when the checkout was requested; callbacks run in it (see {@link CallerContext}). */
+    private readonly caller: CallerContext,
     /** The trace the checkout ran in, if any: a checkin outside it is a loop-tick checkin. */
     readonly ownerTraceId: string | undefined,
-    readonly stack: CapturedStack | undefined,
+    /** The checkout's stack; a non-recording checkout's is read when first asked for (see {@link Lease.stack}). */
+    private heldStack: HeldStack,
     /** Requests queued ahead of this one when it had to queue (`pool.pending_at_request`). */
     readonly pendingAtRequest?: number,
   ) {
     super();
+  }
+
+  /** The stack captured at the checkout, read now if it was deferred. */
+  get stack(): CapturedStack | undefined {
+    const held = this.heldStack;
+    if (held === undefined || !(held instanceof DeferredStack)) return held;
+    const stack = held.resolve();
+    this.heldStack = stack;
+    return stack;
+  }
+
+  /** The context active when the checkout was requested, while it lives (see {@link CallerContext}). */
+  get callerContext(): Context {
+    return this.caller.context;
   }
 
   /**
@@ -104,6 +120,7 @@ export class Lease extends LeaseLifecycle {
       this.span.spanContext();
       this.host.metrics.recordWait(this.pool, (this.grantedAt - this.requestedAt) / MS_PER_SECOND);
       this.host.leaseGranted(this);
+      this.host.loosenLater(this.caller);
     } catch (error) {
       this.host.reportError('granted', error);
     }
@@ -139,6 +156,7 @@ export class Lease extends LeaseLifecycle {
     try {
       const now = performance.now();
       const heldMs = now - this.grantedAt;
+      this.host.leaseReturning(this, now);
       this.writeDeferredEvents();
       this.span.setAttribute(ATTR_POOL_HELD_MS, heldMs);
       if (destroyed) {
@@ -333,6 +351,8 @@ export class Lease extends LeaseLifecycle {
     // connection: without this, every pooled connection would retain a whole ended span.
     // A queued checkout that failed may not have its span yet: the failure queue starts it.
     if (this.checkoutSpan !== undefined) this.checkoutSpan = trace.wrapSpanContext(this.checkoutSpan.spanContext());
+    // Frames never read are let go of: the ended lease a connection keeps needs no call site.
+    if (this.heldStack instanceof DeferredStack) this.heldStack = undefined;
     this.activity?.clear();
     this.host.forget(this);
   }

@@ -7,6 +7,7 @@ import {
 } from '@opentelemetry/semantic-conventions';
 import { ATTR_DB_CLIENT_CONNECTION_POOL_NAME, ATTR_POOL_LIBRARY } from '../signals/semconv';
 import type { MeteredPool, PoolStats } from '../signals/metrics';
+import { CompactingSet } from './compacting-set';
 
 export type { PoolStats };
 
@@ -45,12 +46,12 @@ export class TrackedPool<L = unknown> implements MeteredPool {
    * A lease is in this set or in {@link TrackedPool.heldLeases} while open, never in both: one
    * entry per open lease.
    */
-  readonly waitingLeases = new Set<L>();
+  readonly waitingLeases = new CompactingSet<L>();
   /**
    * The granted leases not yet ended, in grant order (longest held first): the holders are named
    * from here without walking the leases still waiting.
    */
-  readonly heldLeases = new Set<L>();
+  readonly heldLeases = new CompactingSet<L>();
   /**
    * Open leases of granted resources that are not objects (a pool may lend numbers), which a
    * WeakMap cannot key; entries go when their lease ends.

@@ -281,7 +281,7 @@ export class PoolMetrics {
 
 /** What the counters read of a checkout's stack: its call site and its call path. */
 export interface CallPathOf {
-  readonly callSite: { readonly functionName: string | undefined; readonly filePath: string; readonly line: number } | undefined;
+  readonly callSite: { readonly functionName: string; readonly filePath: string; readonly line: number } | undefined;
   readonly callPath: string | undefined;
 }
 
@@ -308,7 +308,8 @@ export class CallSiteAttributes {
     }
     const attributes: Attributes = {
       [ATTR_DB_CLIENT_CONNECTION_POOL_NAME]: poolName,
-      [ATTR_CODE_FUNCTION_NAME]: callSite.functionName ?? '<anonymous>',
+      // Named by the stack capture, which names an anonymous function as spans and call paths do.
+      [ATTR_CODE_FUNCTION_NAME]: callSite.functionName,
       [ATTR_CODE_FILE_PATH]: callSite.filePath,
       [ATTR_CODE_LINE_NUMBER]: callSite.line,
     };
