@@ -1,4 +1,4 @@
-import { ROOT_CONTEXT, trace, type Context, type SpanContext } from '@opentelemetry/api';
+import { context as contexts, isSpanContextValid, ROOT_CONTEXT, trace, type Context, type SpanContext } from '@opentelemetry/api';
 
 /**
  * The context a checkout was requested in, held so that a lease does not keep its request alive.
@@ -14,12 +14,13 @@ import { ROOT_CONTEXT, trace, type Context, type SpanContext } from '@openteleme
 export class CallerContext {
   private current: Context;
 
-  constructor(
-    context: Context,
-    /** The span context of the span active at the request, when it was valid. */
-    readonly parent: SpanContext | undefined,
-  ) {
+  /** The span context of the span active at the request, when it was valid. */
+  readonly parent: SpanContext | undefined;
+
+  constructor(context: Context) {
     this.current = context;
+    const parent = trace.getSpanContext(context);
+    this.parent = parent !== undefined && isSpanContextValid(parent) ? parent : undefined;
   }
 
   get context(): Context {
@@ -57,4 +58,16 @@ export class CallerContextLoosener {
     this.pending = [];
     for (const caller of due) caller.loosen();
   };
+}
+
+/** Calls `fn` on `thisArg` with `args` inside `context`. */
+export function applyInContext<This, Args extends unknown[], Result>(
+  context: Context,
+  fn: (this: This, ...args: Args) => Result,
+  thisArg: This,
+  args: Args,
+): Result {
+  // Through Reflect.apply: the context manager would call `fn` with `this` = null when
+  // `thisArg` is undefined, which a strict-mode callback can tell apart.
+  return contexts.with(context, Reflect.apply, undefined, fn, thisArg, args) as Result;
 }

@@ -1,5 +1,5 @@
 import type { DiagLogger, Meter, Tracer, TracerProvider } from '@opentelemetry/api';
-import type { StackCapture } from '../call-site/stack';
+import { NO_STACK_CAPTURE, type StackCapture } from '../call-site/stack';
 import type { PoolMetricsMode } from '../signals/metrics';
 
 /** What can change with the configuration. */
@@ -26,3 +26,14 @@ export interface LeaseCoreOptions {
   readonly settings?: Partial<LeaseCoreSettings>;
   readonly diag?: DiagLogger;
 }
+
+/** What a core made without settings does: no stacks, no leak or stall watch, every gauge it may. */
+export const CORE_SETTINGS_UNSET: LeaseCoreSettings = {
+  stackCapture: NO_STACK_CAPTURE,
+  checkinStackCapture: NO_STACK_CAPTURE,
+  leakThresholdMs: 0,
+  waitThresholdMs: 0,
+  maxMetricCallSites: 100,
+  enrichErrors: false,
+  poolMetrics: 'auto',
+};

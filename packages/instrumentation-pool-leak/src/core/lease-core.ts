@@ -1,21 +1,11 @@
-import {
-  context,
-  diag,
-  INVALID_SPAN_CONTEXT,
-  isSpanContextValid,
-  SpanKind,
-  trace,
-  type Context,
-  type Meter,
-  type Span,
-} from '@opentelemetry/api';
+import { context, diag, INVALID_SPAN_CONTEXT, SpanKind, trace, type Context, type Meter, type Span, type Tracer } from '@opentelemetry/api';
 import { CallSiteCarrier } from '../call-site/call-site-carrier';
-import { NO_STACK_CAPTURE, resolveStack, type CapturedStack, type HeldStack, type StackCapture } from '../call-site/stack';
+import { resolveStack, type CapturedStack, type HeldStack, type StackCapture } from '../call-site/stack';
 import { PoolMetrics } from '../signals/metrics';
 import { ATTR_POOL_PENDING_AT_REQUEST } from '../signals/semconv';
 import { CallerContext, CallerContextLoosener } from './caller-context';
 import { ConnectionLeases } from './connection-leases';
-import type { LeaseCoreOptions, LeaseCoreSettings } from './lease-core-options';
+import { CORE_SETTINGS_UNSET, type LeaseCoreOptions, type LeaseCoreSettings } from './lease-core-options';
 import { ErrorReports } from './error-reports';
 import { FailureQueue, type FailedCheckout } from './failure-queue';
 import { reportLateInvalidRelease, type InvalidReleaseReason } from './invalid-release';
@@ -75,16 +65,7 @@ export class LeaseCore implements LeaseHost<Lease> {
 
   constructor(private readonly options: LeaseCoreOptions) {
     this.errors = new ErrorReports(options.diag ?? diag);
-    this.settings = {
-      stackCapture: NO_STACK_CAPTURE,
-      checkinStackCapture: NO_STACK_CAPTURE,
-      leakThresholdMs: 0,
-      maxMetricCallSites: 100,
-      enrichErrors: false,
-      poolMetrics: 'auto',
-      waitThresholdMs: 0,
-      ...options.settings,
-    };
+    this.settings = { ...CORE_SETTINGS_UNSET, ...options.settings };
     this.metrics = this.createMetrics(options.meter);
     this.stalls = new WaitStalls(this, options.tracer, this.settings.waitThresholdMs);
     this.leakWatch = leakWatchFor(this.settings.leakThresholdMs, this.onLeak);
@@ -128,7 +109,7 @@ export class LeaseCore implements LeaseHost<Lease> {
       const callerContext = context.active();
       const pendingAhead = pendingAheadOf(probe, pool, tracked, this.reportProbeFault);
       // A request that queues starts its span when it is granted or fails (Lease.span).
-      const span = pendingAhead === undefined ? this.startSpan(tracked, callerContext) : undefined;
+      const span = pendingAhead === undefined ? startCheckoutSpan(this.options.tracer(), tracked, callerContext) : undefined;
       // Captured right here, not through a helper method: every frame between here and the
       // boundary is walked by the capture (~0.4 µs each on the CI machine). Unsampled leases
       // still need their call site when leaks are watched, for the counter and the leak report:
@@ -145,9 +126,8 @@ export class LeaseCore implements LeaseHost<Lease> {
         }
       }
       if (span !== undefined && stack !== undefined && span.isRecording()) span.setAttributes(resolveStack(stack)!.attributes);
-      const parent = trace.getSpanContext(callerContext);
-      const validParent = parent !== undefined && isSpanContextValid(parent) ? parent : undefined;
-      const lease = new Lease(this, tracked, span, new CallerContext(callerContext, validParent), validParent?.traceId, stack, pendingAhead);
+      const caller = new CallerContext(callerContext);
+      const lease = new Lease(this, tracked, span, caller, caller.parent?.traceId, stack, pendingAhead);
       if (!tracked.hasOpenLeases) this.registry.busyPools.add(tracked);
       tracked.waitingLeases.add(lease);
       this.stalls.watch(lease);
@@ -208,7 +188,7 @@ export class LeaseCore implements LeaseHost<Lease> {
 
   startQueuedSpan(lease: Lease): Span {
     try {
-      const span = this.startSpan(lease.pool, lease.callerContext, lease.requestedAt);
+      const span = startCheckoutSpan(this.options.tracer(), lease.pool, lease.callerContext, lease.requestedAt);
       if (span.isRecording()) {
         if (lease.stack !== undefined) span.setAttributes(lease.stack.attributes);
         if (lease.pendingAtRequest !== undefined) span.setAttribute(ATTR_POOL_PENDING_AT_REQUEST, lease.pendingAtRequest);
@@ -219,11 +199,6 @@ export class LeaseCore implements LeaseHost<Lease> {
       this.reportError('startQueuedSpan', error);
       return trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
     }
-  }
-
-  /** A checkout span, child of the caller's context, with the pool's attributes for the sampler. */
-  private startSpan(pool: LeasePool, callerContext: Context, startTime?: number): Span {
-    return this.options.tracer().startSpan(pool.spanName, { kind: SpanKind.INTERNAL, attributes: pool.attributes, startTime }, callerContext);
   }
 
   finishFailure(failure: FailedCheckout): void {
@@ -237,10 +212,7 @@ export class LeaseCore implements LeaseHost<Lease> {
 
   /** A granted lease is a holder of its pool, and is watched for leaks. */
   leaseGranted(lease: Lease): void {
-    const pool = lease.pool;
-    pool.waitingLeases.delete(lease);
-    pool.heldLeases.add(lease);
-    pool.holdersVersion++;
+    lease.pool.holdLease(lease);
     this.stalls.unwatch(lease);
     this.leakWatch.watch(lease);
   }
@@ -311,10 +283,7 @@ export class LeaseCore implements LeaseHost<Lease> {
     this.stalls.unwatch(lease);
     this.connections.unbind(lease);
     const pool = lease.pool;
-    if (pool.heldLeases.delete(lease)) {
-      pool.holdersVersion++;
-      pool.lastCheckinAt = performance.now();
-    } else pool.waitingLeases.delete(lease);
+    pool.dropLease(lease);
     if (!pool.hasOpenLeases) this.registry.busyPools.delete(pool);
   }
 
@@ -370,3 +339,8 @@ export class LeaseCore implements LeaseHost<Lease> {
 }
 
 
+
+/** A checkout span, child of the caller's context, with the pool's attributes for the sampler. */
+function startCheckoutSpan(tracer: Tracer, pool: LeasePool, callerContext: Context, startTime?: number): Span {
+  return tracer.startSpan(pool.spanName, { kind: SpanKind.INTERNAL, attributes: pool.attributes, startTime }, callerContext);
+}

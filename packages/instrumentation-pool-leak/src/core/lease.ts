@@ -1,5 +1,5 @@
-import { SpanStatusCode, context, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
-import { classifyCheckin, misplacedCheckinEvent, type MisplacedCheckin } from './checkin-context';
+import { SpanStatusCode, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
+import { classifyCheckin, misplacedCheckinEvent } from './checkin-context';
 import { foreignTraceAt, foreignUseAttributes, linkActiveSpanTo } from './foreign-use';
 import { invalidReleaseAttributes, type InvalidReleaseReason } from './invalid-release';
 import { attachPoolHolders } from '../signals/error-holders';
@@ -16,7 +16,7 @@ import {
   EVENT_POOL_USE_FOREIGN_CONTEXT,
 } from '../signals/semconv';
 import { DeferredStack, type CapturedStack, type HeldStack } from '../call-site/stack';
-import type { CallerContext } from './caller-context';
+import { applyInContext, type CallerContext } from './caller-context';
 import type { LeaseHost } from './lease-host';
 import { LeaseLifecycle } from './lease-lifecycle';
 import type { TrackedPool } from './tracked-pool';
@@ -164,7 +164,10 @@ export class Lease extends LeaseLifecycle {
         this.span.setAttribute(ATTR_POOL_CHECKIN_DESTROYED, true);
       }
       const misplaced = classifyCheckin(this.ownerTraceId);
-      if (misplaced !== undefined) this.recordMisplacedCheckin(misplaced, boundary, now);
+      if (misplaced !== undefined) {
+        const event = misplacedCheckinEvent(misplaced, this.host.captureCheckinStack(boundary)?.text);
+        this.span.addEvent(event.name, event.attributes, now);
+      }
       if (this.leakSuspected) this.span.addEvent(EVENT_POOL_LEAK_RETURNED, { [ATTR_POOL_HELD_MS]: heldMs }, now);
       this.host.metrics.recordUse(this.pool, heldMs / MS_PER_SECOND);
       this.span.end(now);
@@ -305,10 +308,9 @@ export class Lease extends LeaseLifecycle {
   }
 
   /**
-   * Ends a still-open lease because the tracer provider shuts down, so it gets exported (its
-   * status says whether the lease was still open or the checkout still waiting); or, with
-   * another `reason`, because the instrumentation was disabled or the pool is gone. A later
-   * grant or release of it is then the lease's own, late, and not reported.
+   * Ends a still-open lease so it gets exported: the tracer provider shuts down (the status says
+   * held or still waiting), or, with a `reason`, the instrumentation was disabled or the pool is
+   * gone. A later grant or release of it is the lease's own, late, and not reported.
    */
   endAtShutdown(reason?: string): void {
     if (!this.isOpen) return;
@@ -329,20 +331,8 @@ export class Lease extends LeaseLifecycle {
   }
 
   /** Runs `fn` in the caller's context: pools that queue waiters lose it otherwise. */
-  runInCallerContext<This, Args extends unknown[], Result>(
-    fn: (this: This, ...args: Args) => Result,
-    thisArg: This,
-    args: Args,
-  ): Result {
-    // Through Reflect.apply: the context manager would call `fn` with `this` = null when
-    // `thisArg` is undefined, which a strict-mode callback can tell apart.
-    return context.with(this.callerContext, Reflect.apply, undefined, fn, thisArg, args) as Result;
-  }
-
-  /** The rare path: a checkin in a finalizer or outside the owner's trace. */
-  private recordMisplacedCheckin(kind: MisplacedCheckin, boundary: Function, now: number): void {
-    const event = misplacedCheckinEvent(kind, this.host.captureCheckinStack(boundary)?.text);
-    this.span.addEvent(event.name, event.attributes, now);
+  runInCallerContext<This, Args extends unknown[], Result>(fn: (this: This, ...args: Args) => Result, thisArg: This, args: Args): Result {
+    return applyInContext(this.callerContext, fn, thisArg, args);
   }
 
   private finish(): void {

@@ -67,6 +67,21 @@ export class TrackedPool<L = unknown> implements MeteredPool {
     return this.waitingLeases.size > 0 || this.heldLeases.size > 0;
   }
 
+  /** `lease` was granted: it moves from the waiting checkouts to the holders. */
+  holdLease(lease: L): void {
+    this.waitingLeases.delete(lease);
+    this.heldLeases.add(lease);
+    this.holdersVersion++;
+  }
+
+  /** `lease` ended, granted or not; a holder's end is a checkin (the pool turned over at `now`). */
+  dropLease(lease: L, now = performance.now()): void {
+    if (this.heldLeases.delete(lease)) {
+      this.holdersVersion++;
+      this.lastCheckinAt = now;
+    } else this.waitingLeases.delete(lease);
+  }
+
   /** True until the first granted connection was asked for its server's `db.system.name`. */
   awaitsServerDbSystem: boolean;
 

@@ -1,4 +1,4 @@
-import { LOOP_SCHEDULER, SWEEP_BUDGET_MS, sweepIntervalFor, type SweepScheduler } from './leak-detector';
+import { loopScheduler, SWEEP_BUDGET_MS, sweepIntervalFor, type SweepScheduler } from './leak-detector';
 
 /** What the stall sweep reads of a waiting checkout. */
 export interface WaitingLease<P> {
@@ -28,7 +28,7 @@ export interface WaitStallSweeperOptions {
   readonly budgetMs?: number;
   /** The clock of the budget and of the waits; default `performance.now`. */
   readonly clock?: () => number;
-  /** When sweeps run; default {@link LOOP_SCHEDULER}. */
+  /** When sweeps run; default {@link loopScheduler}. */
   readonly scheduler?: SweepScheduler;
 }
 
@@ -61,7 +61,7 @@ export class WaitStallSweeper<P, L extends WaitingLease<P>, S> implements WaitWa
     this.intervalMs = options.intervalMs ?? sweepIntervalFor(thresholdMs);
     this.budgetMs = options.budgetMs ?? SWEEP_BUDGET_MS;
     this.clock = options.clock ?? (() => performance.now());
-    this.scheduler = options.scheduler ?? LOOP_SCHEDULER;
+    this.scheduler = options.scheduler ?? loopScheduler();
   }
 
   watch(lease: L): void {
