@@ -1,4 +1,4 @@
-import type { SweepScheduler } from '../../src/core/leak-detector';
+import type { SweepScheduler } from '../../src/core/sliced-sweep';
 
 /**
  * A sweep scheduler the test drives: nothing runs until the test says which turn comes next,
