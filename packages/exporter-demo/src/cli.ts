@@ -18,6 +18,8 @@ export interface DemoOptions {
   readonly otlpEndpoint: string | undefined;
   /** Serve Prometheus metrics on 127.0.0.1:<port>/metrics; undefined = no Prometheus endpoint. */
   readonly prometheusPort: number | undefined;
+  /** Also register `@opentelemetry/instrumentation-pg`, as auto-instrumentations-node would. */
+  readonly contribPg: boolean;
   readonly short: boolean;
 }
 
@@ -57,12 +59,14 @@ Flags:
                              (default http://localhost:4318, Jaeger v2 all-in-one)
   --prometheus-port <n>      also serve the metrics for Prometheus on 127.0.0.1:<n>/metrics
                              (default: no Prometheus endpoint)
+  --contrib-pg               also register @opentelemetry/instrumentation-pg beside pool-leak,
+                             as auto-instrumentations-node would (one set of pool metrics stays)
   --short                    a run of a few seconds (tests, a quick look)
   -h, --help                 this text
 
 Flags given explicitly win over the --short profile.`;
 
-const FLAGS = ['duration', 'requests', 'concurrency', 'pool-size', 'checkout-timeout', 'threshold', 'output', 'otlp-endpoint', 'prometheus-port', 'short'];
+const FLAGS = ['duration', 'requests', 'concurrency', 'pool-size', 'checkout-timeout', 'threshold', 'output', 'otlp-endpoint', 'prometheus-port', 'contrib-pg', 'short'];
 
 /**
  * Parses `argv` (without node and script). Throws {@link UsageError} on a bad flag, and when npm
@@ -93,6 +97,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
         output: { type: 'string' },
         'otlp-endpoint': { type: 'string' },
         'prometheus-port': { type: 'string' },
+        'contrib-pg': { type: 'boolean', default: false },
         short: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -117,6 +122,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
       output: values.output ?? DEFAULT_OUTPUT,
       otlpEndpoint: endpoint,
       prometheusPort: port('--prometheus-port', values['prometheus-port']),
+      contribPg: values['contrib-pg'],
       short: values.short,
     },
   };

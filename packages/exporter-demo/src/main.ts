@@ -128,6 +128,7 @@ function startTelemetryOrExplain(options: DemoOptions, otlp: Parameters<typeof s
       otlp,
       metricIntervalMs: options.short ? 2000 : 5000,
       prometheusPort: options.prometheusPort,
+      contribPg: options.contribPg,
     });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;

@@ -6,6 +6,7 @@ import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { PeriodicExportingMetricReader, type MetricReader } from '@opentelemetry/sdk-metrics';
+import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { BatchSpanProcessor, SimpleSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace';
 import { PoolLeakInstrumentation } from 'opentelemetry-instrumentation-pool-leak';
@@ -26,6 +27,8 @@ export interface TelemetryOptions {
   readonly metricIntervalMs: number;
   /** Serve `/metrics` for Prometheus on 127.0.0.1 at this port; undefined = no endpoint. */
   readonly prometheusPort?: number | undefined;
+  /** Register `@opentelemetry/instrumentation-pg` too (its pool gauges then stand in for ours). */
+  readonly contribPg?: boolean | undefined;
 }
 
 export interface Telemetry {
@@ -72,7 +75,10 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
   if (options.prometheusPort !== undefined) metricReaders.push(prometheusReader(options.prometheusPort));
   const sdk = new NodeSDK({
     serviceName,
-    instrumentations: [new PoolLeakInstrumentation({ leakThresholdMs: options.leakThresholdMs, waitThresholdMs: options.waitThresholdMs })],
+    instrumentations: [
+      new PoolLeakInstrumentation({ leakThresholdMs: options.leakThresholdMs, waitThresholdMs: options.waitThresholdMs }),
+      ...(options.contribPg === true ? [new PgInstrumentation()] : []),
+    ],
     spanProcessors,
     // Explicitly empty: left out, NodeSDK would build OTLP metric and log exporters from the
     // environment and send to localhost:4318 even when the probe found nothing there.
