@@ -2,6 +2,8 @@
 import { context, SpanStatusCode, trace, type DiagLogger, type HrTime, type Tracer } from '@opentelemetry/api';
 import { hrTimeDuration, hrTimeToMilliseconds } from '@opentelemetry/core';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace';
@@ -9,6 +11,9 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { LeaseCore, type PoolProbe } from '../../src/core/lease-core';
 import { createStackCapture } from '../../src/call-site/stack';
 import { eventNamed } from '../support/spans';
+
+setFlagsFromString('--expose-gc');
+const collectGarbage = runInNewContext('gc') as () => void;
 
 context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 
@@ -27,6 +32,17 @@ let meterProvider: MeterProvider;
 let provider: TracerProvider;
 let core: LeaseCore;
 let errors: string[];
+/**
+ * Pools a test's leases belong to, kept reachable for the whole test: a pool object the GC
+ * collects ends its open leases ("the pool is gone"), which under load happened mid-test.
+ */
+let livePools: FakePoolObject[];
+
+function livePool(name: string, waiting = 0): FakePoolObject {
+  const pool = { name, waiting };
+  livePools.push(pool);
+  return pool;
+}
 
 function coreWith(tracer: () => Tracer): LeaseCore {
   const logger: DiagLogger = {
@@ -50,6 +66,7 @@ beforeEach(() => {
   provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter })] });
   meterProvider = new MeterProvider();
   errors = [];
+  livePools = [];
   core = coreWith(() => provider.getTracer('core-test'));
 });
 
@@ -77,12 +94,14 @@ describe('lease lifecycle', () => {
   });
 
   it('an open lease holds no event object; the grant is written later at its own time, events in order', async () => {
-    const lease = requestFrom({ name: 'jobs', waiting: 0 });
+    const lease = requestFrom(livePool('jobs'));
     await sleep(20);
     lease.granted();
     // What every open lease keeps: the span without any event of its own (memory per open lease).
     expect((lease.span as unknown as ReadableSpan).events).toHaveLength(0);
     expect((lease.span as unknown as ReadableSpan).attributes['pool.wait_ms']).toBeUndefined();
+    // A collection while the lease is open, as a loaded machine has: the pool must still be there.
+    collectGarbage();
     await sleep(30);
     lease.markLeakSuspected(30);
     // Reported: still nothing on the live span (a mass report leaves little for the GC to copy).
@@ -189,9 +208,10 @@ describe('bounded state', () => {
 
 describe('shutdown', () => {
   it('ends open leases with ERROR when the provider shuts down, before the processors stop', async () => {
-    const held = requestFrom({ name: 'p', waiting: 0 });
+    const pool = livePool('p');
+    const held = requestFrom(pool);
     held.granted();
-    requestFrom({ name: 'p', waiting: 0 }); // still waiting
+    requestFrom(pool); // still waiting
     const exported: string[] = [];
     const original = exporter.export.bind(exporter);
     exporter.export = (spans, done) => {
