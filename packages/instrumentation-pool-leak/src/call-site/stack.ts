@@ -154,6 +154,15 @@ export function createStackCapture(options: StackCaptureOptions): StackCapture {
   const siteInfos: (ScriptInfo | undefined)[] = [];
   /** Frames the rule needed at each boundary last time: how many to ask V8 for first. */
   const limitHints = new WeakMap<Function, number>();
+  /**
+   * The most frames the rule has needed at each boundary: how many an unread capture takes there
+   * (see `captureDeferred`). Only grows, up to `maxFrames`.
+   */
+  const unreadLimits = new WeakMap<Function, number>();
+  /** Unread captures since the last one that was read at once to learn `unreadLimits`. */
+  let unreadSinceProbe = 0;
+  /** The boundary of the unread frames being read, when they were too few for the rule. */
+  let unreadBoundary: Function | undefined;
   // State of the capture under way, shared with the prepare function below, which V8 calls
   // synchronously inside the capture: one function serves every capture, no closure per call.
   let limit = firstWindow;
@@ -269,7 +278,43 @@ export function createStackCapture(options: StackCaptureOptions): StackCapture {
       limit = needed;
     }
     if (needed !== limitHints.get(boundary)) limitHints.set(boundary, needed);
+    learnUnreadLimit(boundary, needed);
     return captured;
+  };
+
+  const learnUnreadLimit = (boundary: Function, frames: number): void => {
+    const learned = unreadLimits.get(boundary);
+    if (learned === undefined || frames > learned) unreadLimits.set(boundary, frames);
+  };
+
+  /**
+   * Reads unread frames as `prepareStructured` does. Frames captured before the rule learned
+   * that this boundary needs more are all kept: each was on the checkout's stack, so the call
+   * site, when among them, is still the right one (the call path may name fewer frames); the
+   * boundary's next unread captures take as many as the rule asked for.
+   */
+  const prepareUnread = (error: Error, sites: NodeJS.CallSite[]): Window => {
+    const window = prepareStructured(error, sites);
+    if (window !== WIDER) return window;
+    if (unreadBoundary !== undefined) learnUnreadLimit(unreadBoundary, needed);
+    keptSites = sites;
+    return '';
+  };
+
+  const readUnread = (frames: UnreadFrames): CapturedStack | undefined => {
+    limit = frames.limit;
+    unreadBoundary = frames.boundary;
+    const savedPrepare = Error.prepareStackTrace;
+    Error.prepareStackTrace = prepareUnread;
+    try {
+      // The first read of `stack` formats it, with the prepare function installed now.
+      return frames.stack === '' ? readSites(keptSites, siteInfos) : undefined;
+    } finally {
+      Error.prepareStackTrace = savedPrepare;
+      unreadBoundary = undefined;
+      keptSites = [];
+      siteInfos.length = 0;
+    }
   };
 
   const fromText = (captured: string): CapturedStack => {
@@ -303,10 +348,15 @@ export function createStackCapture(options: StackCaptureOptions): StackCapture {
     },
     captureDeferred(boundary) {
       const structured = formatsNatively(Error.prepareStackTrace) && process.sourceMapsEnabled !== true;
+      if (structured) {
+        const learned = unreadLimits.get(boundary);
+        if (learned !== undefined && ++unreadSinceProbe < UNREAD_PROBE_EVERY) return DeferredStack.of(unreadFrames(boundary, learned), readUnread);
+        unreadSinceProbe = 0;
+      }
       try {
         const captured = captureWindow(boundary, structured);
         if (typeof captured !== 'string') return undefined;
-        return structured ? new DeferredStack(keptSites, readDeferred) : fromText(captured);
+        return structured ? DeferredStack.of(keptSites, readDeferred) : fromText(captured);
       } finally {
         keptSites = [];
         siteInfos.length = 0;
@@ -333,6 +383,37 @@ function formatsNatively(prepare: unknown): boolean {
 /** The windows rule (see {@link createStackCapture}), for a full window. */
 function mustWiden(applicationFrames: number, lastIsApplication: boolean): boolean {
   return applicationFrames === 0 || (applicationFrames < CALL_PATH_FRAMES && lastIsApplication);
+}
+
+/**
+ * One in this many unread captures at a boundary is read at once instead, through the windows
+ * rule, so that paths seen only in unsampled requests teach `unreadLimits` too.
+ */
+const UNREAD_PROBE_EVERY = 32;
+
+/**
+ * Frames V8 captured and has not formatted yet: `stack` is an accessor that formats on its first
+ * read, with whichever `Error.prepareStackTrace` is installed then. Capturing without reading
+ * costs about half as much as capturing and reading (measured on Node 24: 3 frames ~1.1 µs
+ * against ~2.0 µs; 16 frames ~3.4 µs against ~6.2 µs).
+ */
+interface UnreadFrames {
+  /** Frames asked for. */
+  readonly limit: number;
+  readonly boundary: Function;
+  readonly stack?: unknown;
+}
+
+function unreadFrames(boundary: Function, limit: number): UnreadFrames {
+  const frames: UnreadFrames = { limit, boundary };
+  const savedLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = limit;
+  try {
+    Error.captureStackTrace(frames, boundary);
+  } finally {
+    Error.stackTraceLimit = savedLimit;
+  }
+  return frames;
 }
 
 /** What `prepare` makes of the top `limit` frames above `boundary`; undefined if none. */

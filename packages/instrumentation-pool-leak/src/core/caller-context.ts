@@ -1,4 +1,4 @@
-import { context as contexts, isSpanContextValid, ROOT_CONTEXT, trace, type Context, type SpanContext } from '@opentelemetry/api';
+import { context as contexts, INVALID_SPANID, INVALID_TRACEID, ROOT_CONTEXT, trace, type Context, type SpanContext } from '@opentelemetry/api';
 
 /**
  * The context a checkout was requested in, held so that a lease does not keep its request alive.
@@ -20,7 +20,9 @@ export class CallerContext {
   constructor(context: Context) {
     this.current = context;
     const parent = trace.getSpanContext(context);
-    this.parent = parent !== undefined && isSpanContextValid(parent) ? parent : undefined;
+    // Not isSpanContextValid: its hex check of both ids cost every checkout ~0.1 µs, and a span
+    // context in a context was built by a tracer or a propagator, which validated it then.
+    this.parent = parent !== undefined && parent.traceId !== INVALID_TRACEID && parent.spanId !== INVALID_SPANID ? parent : undefined;
   }
 
   get context(): Context {

@@ -78,10 +78,10 @@ export class LeaseCore implements LeaseHost<Lease> {
   configure(settings: LeaseCoreSettings): void {
     const previousThreshold = this.settings.leakThresholdMs;
     this.settings = settings;
-    this.stalls.configure(settings.waitThresholdMs, this.stopped ? undefined : this.registry.busyPools);
+    this.stalls.configure(settings.waitThresholdMs, this.stopped ? undefined : this.registry.busyPools());
     const threshold = settings.leakThresholdMs;
     if (threshold === previousThreshold) return;
-    this.leakWatch = rewatch(this.leakWatch, threshold, this.onLeak, this.stopped ? undefined : this.registry.busyPools);
+    this.leakWatch = rewatch(this.leakWatch, threshold, this.onLeak, this.stopped ? undefined : this.registry.busyPools());
   }
 
   get enrichErrors(): boolean {
@@ -128,7 +128,7 @@ export class LeaseCore implements LeaseHost<Lease> {
       if (span !== undefined && stack !== undefined && span.isRecording()) span.setAttributes(resolveStack(stack)!.attributes);
       const caller = new CallerContext(callerContext);
       const lease = new Lease(this, tracked, span, caller, caller.parent?.traceId, stack, pendingAhead);
-      if (!tracked.hasOpenLeases) this.registry.busyPools.add(tracked);
+      this.registry.markBusy(tracked);
       tracked.waitingLeases.add(lease);
       this.stalls.watch(lease);
       return lease;
@@ -163,7 +163,7 @@ export class LeaseCore implements LeaseHost<Lease> {
   /** Ends every open lease with ERROR status, and the failed ones still queued (the tracer provider is shutting down). */
   endOpenLeases(): void {
     this.failures.flush();
-    this.endLeases(this.registry.busyPools);
+    this.endLeases(this.registry.busyPools());
   }
 
   /**
@@ -230,7 +230,7 @@ export class LeaseCore implements LeaseHost<Lease> {
   stop(): void {
     this.stopped = true;
     this.failures.flush();
-    this.endLeases(this.registry.busyPools, 'instrumentation disabled with the lease open');
+    this.endLeases(this.registry.busyPools(), 'instrumentation disabled with the lease open');
     this.leakWatch.stop();
     this.stalls.stop();
     this.shutdownHook.detachAll();
@@ -282,9 +282,7 @@ export class LeaseCore implements LeaseHost<Lease> {
     this.leakWatch.unwatch(lease);
     this.stalls.unwatch(lease);
     this.connections.unbind(lease);
-    const pool = lease.pool;
-    pool.dropLease(lease);
-    if (!pool.hasOpenLeases) this.registry.busyPools.delete(pool);
+    lease.pool.dropLease(lease);
   }
 
   captureCheckinStack(boundary: Function): CapturedStack | undefined {
@@ -304,7 +302,7 @@ export class LeaseCore implements LeaseHost<Lease> {
   private readonly reportProbeFault: ProbeFaultReport = (pool, why) => (this.options.diag ?? diag).warn(probeFaultLine(pool, why));
 
   private endLeases(pools: Iterable<LeasePool>, reason?: string): void {
-    for (const pool of [...pools]) {
+    for (const pool of pools) {
       for (const lease of pool.openLeases()) this.stalls.endAtShutdown(lease, reason);
     }
   }

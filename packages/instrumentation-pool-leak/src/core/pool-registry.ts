@@ -14,8 +14,14 @@ export class PoolRegistry {
   private readonly pools = new WeakMap<object, LeasePool>();
   /** Every tracked pool whose library object may still be alive, for metric collection. */
   private readonly observedPools = new Map<LeasePool, WeakRef<object>>();
-  /** Pools with at least one open lease; a pool without leases is not referenced from here. */
-  readonly busyPools = new Set<LeasePool>();
+  /**
+   * Pools that have had an open lease since they were last found without one: a superset of the
+   * pools with open leases, which is all that disabling or shutting down has to walk. A pool is
+   * listed at its first lease and unlisted lazily (when a walk finds it empty, or its library
+   * object is collected), not at every checkin: a pool that turns idle between two checkouts
+   * would otherwise pay a Set insertion and deletion per checkout.
+   */
+  private readonly listedPools = new Set<LeasePool>();
   /**
    * Tells the core when the application dropped a pool object: a waiter of a pool that will
    * never serve it (pg-pool after `end()`) would otherwise stay open, and keep its span, forever.
@@ -32,6 +38,7 @@ export class PoolRegistry {
     this.poolCollected = new FinalizationRegistry<LeasePool>((pool) => {
       this.observedPools.delete(pool);
       onPoolGone(pool);
+      this.unlist(pool);
     });
   }
 
@@ -80,11 +87,33 @@ export class PoolRegistry {
     }
   }
 
+  /** `pool` has an open lease now (called at every checkout: a flag test once it is listed). */
+  markBusy(pool: LeasePool): void {
+    if (pool.listedBusy) return;
+    pool.listedBusy = true;
+    this.listedPools.add(pool);
+  }
+
+  /** The pools with open leases now; pools found without any are unlisted on the way. */
+  busyPools(): LeasePool[] {
+    const busy: LeasePool[] = [];
+    for (const pool of this.listedPools) {
+      if (pool.hasOpenLeases) busy.push(pool);
+      else this.unlist(pool);
+    }
+    return busy;
+  }
+
   /** Number of open leases across all pools (tests and diagnostics). */
   get openLeaseCount(): number {
     let count = 0;
-    for (const pool of this.busyPools) count += pool.waitingLeases.size + pool.heldLeases.size;
+    for (const pool of this.busyPools()) count += pool.waitingLeases.size + pool.heldLeases.size;
     return count;
+  }
+
+  private unlist(pool: LeasePool): void {
+    pool.listedBusy = false;
+    this.listedPools.delete(pool);
   }
 
   private pruneDeadPools(): void {

@@ -62,6 +62,9 @@ export class TrackedPool<L = unknown> implements MeteredPool {
     return [...this.waitingLeases, ...this.heldLeases];
   }
 
+  /** Whether the registry lists this pool among those that may have open leases (see `PoolRegistry.markBusy`). */
+  listedBusy = false;
+
   /** Whether any lease is open. */
   get hasOpenLeases(): boolean {
     return this.waitingLeases.size > 0 || this.heldLeases.size > 0;

@@ -1,5 +1,9 @@
 // An unsampled checkout's frames are captured at the checkout and read later (#22): what they read
 // to is exactly what an eager capture at the same place builds — the same cached object.
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { createStackCapture, DeferredStack, resolveStack, type CapturedStack, type HeldStack, type StackCapture } from '../../src/call-site/stack';
 
@@ -78,3 +82,95 @@ describe('captureDeferred', () => {
     }
   });
 });
+
+/** A dependency of the application: 12 frames of its own between the caller and `take`. */
+function writeLibraryPath(): { callThrough<T>(take: () => T): T } {
+  const dir = join(mkdtempSync(join(tmpdir(), 'pool-leak-unread-')), 'node_modules', 'orm-path');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(
+    join(dir, 'index.js'),
+    `'use strict';
+function frame(depth, take) { return depth === 1 ? take() : frame(depth - 1, take); }
+exports.callThrough = function callThrough(take) { return frame(11, take); };
+`,
+  );
+  return createRequire(import.meta.url)(join(dir, 'index.js'));
+}
+
+describe('unread captures (frames captured, formatted only when resolved)', () => {
+  const unread = createStackCapture({ maxFrames: 20, ownDirs: ['/nonexistent'] });
+  const library = writeLibraryPath();
+  function checkoutBoundary(): HeldStack {
+    return unread.captureDeferred(checkoutBoundary);
+  }
+  function directCaller(): HeldStack {
+    return checkoutBoundary();
+  }
+  function callerThroughLibrary(): HeldStack {
+    return library.callThrough(checkoutBoundary);
+  }
+  function eagerThroughLibrary(): CapturedStack | undefined {
+    return library.callThrough(function eagerBoundary() {
+      return unread.capture(eagerBoundary);
+    });
+  }
+
+  it('resolve to the object an eager read of the same frames builds, whatever formatter is installed by then', () => {
+    const restore = withNativeFormatting();
+    // The first is read at once (the boundary's window is learned), the others are left unread.
+    const held = Array.from({ length: 6 }, () => directCaller());
+    // An application installing its own formatter between the capture and the read changes nothing.
+    Error.prepareStackTrace = () => 'formatted by the application';
+    const resolved = held.map((stack) => resolveStack(stack));
+    restore();
+    const first = resolved[0];
+    expect(first?.callSite?.functionName).toBe('directCaller');
+    for (const stack of resolved.slice(1)) expect(stack).toBe(first);
+  });
+
+  it('a path through a library, first seen unsampled at a boundary that learned a direct window, never names a wrong frame, and the next capture is exact', () => {
+    const restore = withNativeFormatting();
+    try {
+      // Learned from direct callers: 3 frames are enough there.
+      for (let index = 0; index < 3; index++) resolveStack(directCaller());
+      const narrow = resolveStack(callerThroughLibrary());
+      // Whatever the narrow capture kept were frames of this checkout: the library's, no call site.
+      expect(narrow?.callSite).toBeUndefined();
+      expect(narrow?.text).toContain('orm-path');
+      // Its read taught the boundary how many frames the path needs.
+      const exact = resolveStack(callerThroughLibrary());
+      expect(exact?.callSite?.functionName).toBe('callerThroughLibrary');
+      expect(exact?.callPath?.startsWith('callerThroughLibrary (')).toBe(true);
+      // The same frames, read eagerly elsewhere, name the same caller function at the same place.
+      expect(eagerThroughLibrary()?.callSite?.functionName).toBe('eagerThroughLibrary');
+    } finally {
+      restore();
+    }
+  });
+
+  it('a probe read at once now and then learns a path seen only unsampled, before any of its checkouts is resolved', () => {
+    const restore = withNativeFormatting();
+    try {
+      function probedBoundary(): HeldStack {
+        return unread.captureDeferred(probedBoundary);
+      }
+      const probedDirect = (): HeldStack => probedBoundary();
+      const probedThroughLibrary = (): HeldStack => library.callThrough(probedBoundary);
+      resolveStack(probedDirect());
+      // Enough unsampled checkouts through the library for one probe; none of them is resolved.
+      for (let index = 0; index < 40; index++) probedThroughLibrary();
+      expect(resolveStack(probedThroughLibrary())?.callSite?.functionName).toBe('probedThroughLibrary');
+    } finally {
+      restore();
+    }
+  });
+});
+
+/** Node's own formatting, as in production (vitest installs a source-map formatter); returns the undo. */
+function withNativeFormatting(): () => void {
+  const saved = Error.prepareStackTrace;
+  (Error as { prepareStackTrace?: unknown }).prepareStackTrace = undefined;
+  return () => {
+    Error.prepareStackTrace = saved;
+  };
+}
