@@ -279,8 +279,9 @@ export class LeaseCore implements LeaseHost<Lease> {
   }
 
   forget(lease: Lease): void {
-    this.leakWatch.unwatch(lease);
-    this.stalls.unwatch(lease);
+    // A granted lease left the stall watch at its grant; one never granted was never leak-watched.
+    if (lease.grantedAt > 0) this.leakWatch.unwatch(lease);
+    else this.stalls.unwatch(lease);
     this.connections.unbind(lease);
     lease.pool.dropLease(lease);
   }

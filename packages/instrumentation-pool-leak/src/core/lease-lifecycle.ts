@@ -13,6 +13,8 @@ const enum Flag {
   EndedByShutdown = 1 << 4,
   /** `pool.wait_ms` and the `pool.acquired` event are on the span (see `Lease.writeDeferredEvents`). */
   GrantRecorded = 1 << 5,
+  /** The checkout span was started not recording: it is a span context and nothing more. */
+  SpanNotRecording = 1 << 6,
 }
 
 /**
@@ -80,6 +82,15 @@ export abstract class LeaseLifecycle {
     if (this.state !== Flag.Held || this.has(Flag.LeakReported)) return false;
     this.flags |= Flag.LeakReported;
     return true;
+  }
+
+  /** The checkout span was started not recording (checked once, while it could still record). */
+  protected markSpanNotRecording(): void {
+    this.flags |= Flag.SpanNotRecording;
+  }
+
+  protected get spanNeverRecorded(): boolean {
+    return this.has(Flag.SpanNotRecording);
   }
 
   protected markDestroyed(): void {

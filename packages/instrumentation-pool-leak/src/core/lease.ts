@@ -71,6 +71,7 @@ export class Lease extends LeaseLifecycle {
     readonly pendingAtRequest?: number,
   ) {
     super();
+    if (checkoutSpan?.isRecording() === false) this.markSpanNotRecording();
   }
 
   /** The stack captured at the checkout, read now if it was deferred. */
@@ -337,14 +338,13 @@ export class Lease extends LeaseLifecycle {
 
   private finish(): void {
     if (!this.becomeEnded()) return;
-    // The connection keeps its latest lease (for a late release) as long as the pool keeps the
-    // connection: without this, every pooled connection would retain a whole ended span.
-    // A queued checkout that failed may not have its span yet: the failure queue starts it.
-    if (this.checkoutSpan !== undefined) this.checkoutSpan = trace.wrapSpanContext(this.checkoutSpan.spanContext());
+    // A connection keeps its latest lease (for a late release) while the pool keeps it: without this, it would retain a whole ended span.
+    // A queued checkout that failed may not have its span yet: the failure queue starts it. A
+    // span that never recorded is already nothing but its span context.
+    if (this.checkoutSpan !== undefined && !this.spanNeverRecorded) this.checkoutSpan = trace.wrapSpanContext(this.checkoutSpan.spanContext());
     // Frames never read are let go of: the ended lease a connection keeps needs no call site.
     if (this.heldStack instanceof DeferredStack) this.heldStack = undefined;
     this.activity?.clear();
     this.host.forget(this);
   }
 }
-

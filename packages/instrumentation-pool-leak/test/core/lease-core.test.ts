@@ -6,7 +6,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
-import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace';
+import { AlwaysOffSampler, InMemorySpanExporter, SimpleSpanProcessor, TracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { LeaseCore, type PoolProbe } from '../../src/core/lease-core';
 import { createStackCapture } from '../../src/call-site/stack';
@@ -191,6 +191,29 @@ describe('lease lifecycle', () => {
       }, { tag: 'this-kept' }, ['!']);
     });
     expect(seen).toBe(`this-kept!:${callerSpan.spanContext().spanId}`);
+  });
+});
+
+describe('what an ended lease keeps of its span', () => {
+  it('a recording span is let go of for its span context; a span that never recorded is kept as it is, nothing new made', () => {
+    const pool = livePool('p');
+    const sampled = requestFrom(pool);
+    sampled.granted();
+    const recording = sampled.span;
+    sampled.checkin(false, requestFrom);
+    expect(recording.isRecording()).toBe(false); // ended
+    expect(sampled.span).not.toBe(recording);
+    expect(sampled.span.spanContext()).toEqual(recording.spanContext());
+
+    provider = new TracerProvider({ sampler: new AlwaysOffSampler(), spanProcessors: [new SimpleSpanProcessor({ exporter })] });
+    core = coreWith(() => provider.getTracer('core-test'));
+    const unsampled = requestFrom(pool);
+    unsampled.granted();
+    const nonRecording = unsampled.span;
+    expect(nonRecording.isRecording()).toBe(false);
+    unsampled.checkin(false, requestFrom);
+    expect(unsampled.span).toBe(nonRecording);
+    expect(exporter.getFinishedSpans()).toHaveLength(1);
   });
 });
 
