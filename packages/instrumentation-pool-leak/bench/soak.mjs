@@ -146,7 +146,8 @@ function stormRow(name, contrib, ours, plain) {
   const allEnded = (result) => result.spans === result.failed && result.failed === result.waiters * result.roundsMs.length;
   return [
     `${thousands(ours.waiters)}-waiter ${name} (time, warm)`,
-    `${ratio.toFixed(2)}× (${Math.round(contrib.warmMs)} → ${Math.round(ours.warmMs)} ms; CPU ${Math.round(contrib.warmCpuMs)} → ${Math.round(ours.warmCpuMs)} ms, ${(ours.warmCpuMs / contrib.warmCpuMs).toFixed(2)}×; cold ${Math.round(contrib.coldMs)} → ${Math.round(ours.coldMs)} ms; plain ${Math.round(plain.warmMs)} ms, CPU ${Math.round(plain.warmCpuMs)} ms; each: contrib ${contrib.roundsMs.join('/')}, pool-leak ${ours.roundsMs.join('/')} ms)`,
+    // Three decimals: a ratio shown as 1.20× beside "NO" would read as a contradiction.
+    `${ratio.toFixed(3)}× (${Math.round(contrib.warmMs)} → ${Math.round(ours.warmMs)} ms; CPU ${Math.round(contrib.warmCpuMs)} → ${Math.round(ours.warmCpuMs)} ms, ${(ours.warmCpuMs / contrib.warmCpuMs).toFixed(2)}×; cold ${Math.round(contrib.coldMs)} → ${Math.round(ours.coldMs)} ms; plain ${Math.round(plain.warmMs)} ms, CPU ${Math.round(plain.warmCpuMs)} ms; each: contrib ${contrib.roundsMs.join('/')}, pool-leak ${ours.roundsMs.join('/')} ms)`,
     '≤ 1.2×, every span ended',
     ratio <= 1.2 && allEnded(ours) && allEnded(contrib),
   ];
