@@ -1,6 +1,12 @@
-// Child process of soak.mjs: runs one scenario, plain or instrumented, and sends its numbers
-// back over IPC. Usage (from the parent only): fork(this file, [scenario, 'plain' | 'instrumented'])
-// with --expose-gc, and POOL_LEAK_SOAK_CONNECTION set for the scenarios that need PostgreSQL.
+// Child process of soak.mjs: runs one scenario in one mode and sends its numbers back over IPC.
+// Usage (from the parent only): fork(this file, [scenario, mode]) with --expose-gc, and
+// POOL_LEAK_SOAK_CONNECTION set for the scenarios that need PostgreSQL. Modes:
+//   plain         the real SDK registered, no pool instrumentation
+//   instrumented  pool-leak
+//   reference     pool-leak with leak detection off (expiry)
+//   contrib       the contrib instrumentation of the scenario's library (storm, pgStorm)
+//   sdkSpan       no pool instrumentation; a tiny wrapper holds one open SDK span per checkout
+//                 (openLeases), with the attributes of POOL_LEAK_SOAK_SPAN_ATTRIBUTES
 import { createRequire } from 'node:module';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,14 +17,45 @@ const require = createRequire(import.meta.url);
 const [scenarioName, mode] = process.argv.slice(2);
 // 'reference': instrumented, leak detection off: what the same heap costs the loop without sweeps.
 const instrumented = mode === 'instrumented' || mode === 'reference';
+// Every mode but plain makes a span per checkout (or per waiter) that a storm waits for.
+const traced = mode !== 'plain';
 
-const SCENARIOS = { cycles, openLeases, openLeasesFifo: (tracing) => openLeases(tracing, true), expiry, storm, churn, callSites };
+const SCENARIOS = {
+  cycles,
+  openLeases,
+  openLeasesFifo: (tracing) => openLeases(tracing, true),
+  expiry,
+  storm,
+  pgStorm,
+  churn,
+  callSites,
+};
+
+/** The span each mode makes per waiter, by scenario: what a storm counts until all have ended. */
+const STORM_SPANS = {
+  storm: { instrumented: 'generic-pool checkout', contrib: 'generic-pool.acquire' },
+  pgStorm: { instrumented: 'pg-pool checkout', contrib: 'pg-pool.connect' },
+};
+
+/** Attributes a checkout span gets at release, not while it is open (they stay out of sdkSpan's). */
+const RELEASE_ATTRIBUTES = new Set(['pool.wait_ms', 'pool.held_ms', 'pool.checkin.destroyed']);
 
 /** Pool create/end rounds before the first heap sample: pg, the driver and the JIT warm up. */
 const CHURN_WARMUP_ROUNDS = 200;
 /** Rounds measured after the warm-up; the heap is sampled every `CHURN_SAMPLE_EVERY`. */
 const CHURN_ROUNDS = 1000;
 const CHURN_SAMPLE_EVERY = 100;
+
+/** Every this many held checkouts, the request span is watched (WeakRef) for being collected. */
+const REQUEST_SAMPLE_EVERY = 1000;
+
+/** Storms per process: the first runs on a cold process (JIT, heap sizing), the rest warm. */
+const STORM_ROUNDS = 4;
+/** How long a waiter waits before its pool fails it (generic-pool and pg-pool storms alike). */
+const STORM_TIMEOUT_MS = 200;
+const STORM_WAITERS = 20_000;
+/** pg-pool's waiters: each has its own timer and is removed from an array, so fewer of them. */
+const PG_STORM_WAITERS = 5_000;
 
 main().then(
   () => process.exit(0),
@@ -36,15 +73,22 @@ async function main() {
   await new Promise((resolve) => process.send({ scenario: scenarioName, mode, results }, resolve));
 }
 
-/** The real SDK with a span processor whose exporter only counts, and our instrumentation. */
+/**
+ * The real SDK with a span processor whose exporter only counts (and keeps the last span of each
+ * name, to read its attributes), and the mode's instrumentation.
+ */
 function registerTracing() {
   const { context, trace } = require('@opentelemetry/api');
   const { AsyncLocalStorageContextManager } = require('@opentelemetry/context-async-hooks');
   const { SimpleSpanProcessor, TracerProvider } = require('@opentelemetry/sdk-trace');
   const counts = new Map();
+  const lastSpans = new Map();
   const exporter = {
     export(spans, done) {
-      for (const span of spans) counts.set(span.name, (counts.get(span.name) ?? 0) + 1);
+      for (const span of spans) {
+        counts.set(span.name, (counts.get(span.name) ?? 0) + 1);
+        lastSpans.set(span.name, span);
+      }
       done({ code: 0 });
     },
     shutdown: async () => {},
@@ -53,13 +97,24 @@ function registerTracing() {
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   trace.setGlobalTracerProvider(provider);
   let instrumentation;
-  const instrument = (config = {}) => {
-    if (!instrumented) return;
-    const { PoolLeakInstrumentation } = require('opentelemetry-instrumentation-pool-leak');
-    instrumentation = new PoolLeakInstrumentation(config);
+  // `contrib` creates the contrib instrumentation of the scenario's library, for mode contrib.
+  const instrument = (config = {}, contrib = undefined) => {
+    if (mode === 'contrib') {
+      if (contrib === undefined) throw new Error(`scenario ${scenarioName} has no contrib instrumentation to run`);
+      instrumentation = contrib();
+    } else if (instrumented) {
+      const { PoolLeakInstrumentation } = require('opentelemetry-instrumentation-pool-leak');
+      instrumentation = new PoolLeakInstrumentation(config);
+    } else return;
     instrumentation.setTracerProvider(provider);
   };
-  return { instrument, spans: (name) => counts.get(name) ?? 0, instrumentation: () => instrumentation };
+  return {
+    instrument,
+    tracer: provider.getTracer('pool-leak-soak'),
+    spans: (name) => counts.get(name) ?? 0,
+    lastSpan: (name) => lastSpans.get(name),
+    instrumentation: () => instrumentation,
+  };
 }
 
 function heapAfterGc() {
@@ -121,31 +176,91 @@ async function cycles(tracing) {
   return heapTrend(samples);
 }
 
-/** 100 000 open leases: retained bytes; and cycle cost before and after they are released. */
+/**
+ * 100 000 open leases: retained bytes; and cycle cost before and after they are released. Each
+ * held checkout is taken inside a request span that ends once the connection is granted: the
+ * shape of a connection leaked by a request that has finished. Every 1000th request span is
+ * watched through a WeakRef: an open lease must not keep its finished request alive.
+ */
 async function openLeases(tracing, fifo = false) {
   tracing.instrument();
+  const { context, trace } = require('@opentelemetry/api');
   const open = 100_000;
   // Resources created by the pool itself first (min), so the measured growth is the leases only.
   // LIFO: the measured cycles reuse one resource, as a pool under light load does.
   // FIFO (fifo: true): every cycle takes the resource idle longest, as a busy pool does.
   const pool = inMemoryPool({ max: open, min: open, fifo });
   while (pool.available < open) await delay(10);
+  const checkout = mode === 'sdkSpan' ? openSpanPerCheckout(tracing.tracer, pool) : { acquire: () => pool.acquire(), release: (resource) => pool.release(resource) };
   await cycleCost(pool, 50_000);
   const before = await cycleCost(pool, 100_000);
   const heapBefore = heapAfterGc();
   const held = [];
-  for (let index = 0; index < open; index++) held.push(await pool.acquire());
+  const requests = [];
+  for (let index = 0; index < open; index++) {
+    const request = tracing.tracer.startSpan('request');
+    held.push(await context.with(trace.setSpan(context.active(), request), checkout.acquire));
+    request.end();
+    if (index % REQUEST_SAMPLE_EVERY === 0) requests.push(new WeakRef(request));
+  }
+  // A new task: V8 keeps a WeakRef's target alive until the job that made it is over.
+  await delay(1);
   const heapHeld = heapAfterGc();
-  const spanHeld = tracing.spans("generic-pool checkout");
-  const leasesHeld = tracing.instrumentation()?.["core"]?.openLeaseCount ?? 0;
-  for (const resource of held) await pool.release(resource);
+  const requestsAlive = requests.filter((request) => request.deref() !== undefined).length;
+  const leasesHeld = tracing.instrumentation()?.['core']?.openLeaseCount ?? checkout.openSpans?.() ?? 0;
+  for (const resource of held) await checkout.release(resource);
   held.length = 0;
   heapAfterGc();
   await cycleCost(pool, 50_000);
   const after = await cycleCost(pool, 100_000);
   await pool.drain();
   await pool.clear();
-  return { bytesPerLease: (heapHeld - heapBefore) / open, leasesHeld, spanHeld, heapAfter: heapAfterGc() - heapBefore, cycleBeforeNs: before, cycleAfterNs: after };
+  // What the instrumented checkout span carries while open: the reference span is given the same.
+  const lastCheckout = tracing.lastSpan('generic-pool checkout');
+  const checkoutAttributes =
+    mode === 'instrumented' && lastCheckout !== undefined
+      ? Object.fromEntries(Object.entries(lastCheckout.attributes).filter(([key]) => !RELEASE_ATTRIBUTES.has(key)))
+      : undefined;
+  return {
+    bytesPerLease: (heapHeld - heapBefore) / open,
+    leasesHeld,
+    requestsSampled: requests.length,
+    requestsAlive,
+    requestsEnded: tracing.spans('request'),
+    checkoutAttributes,
+    heapAfter: heapAfterGc() - heapBefore,
+    cycleBeforeNs: before,
+    cycleAfterNs: after,
+  };
+}
+
+/**
+ * The reference for an open lease's own SDK span: the plain pool and a tiny wrapper that starts
+ * one SDK span per checkout (child of the active request, with the attributes pool-leak's
+ * checkout span has while open), holds it open while the connection is out and ends it at
+ * release. Beyond this, an instrumented open lease costs only the instrumentation's bookkeeping.
+ */
+function openSpanPerCheckout(tracer, pool) {
+  const attributes = JSON.parse(process.env.POOL_LEAK_SOAK_SPAN_ATTRIBUTES ?? 'null');
+  if (attributes === null) {
+    throw new Error("POOL_LEAK_SOAK_SPAN_ATTRIBUTES is not set: run soak.mjs, which passes the instrumented run's checkout span attributes");
+  }
+  const { SpanKind } = require('@opentelemetry/api');
+  const spans = new Map();
+  return {
+    async acquire() {
+      const span = tracer.startSpan('generic-pool checkout', { kind: SpanKind.INTERNAL, attributes });
+      const resource = await pool.acquire();
+      spans.set(resource, span);
+      return resource;
+    },
+    release(resource) {
+      spans.get(resource)?.end();
+      spans.delete(resource);
+      return pool.release(resource);
+    },
+    openSpans: () => spans.size,
+  };
 }
 
 /** 100 000 leases crossing a 1 s threshold: max event-loop delay until all are reported. */
@@ -176,50 +291,96 @@ async function expiry(tracing) {
   return { maxDelayMs: monitor.max / 1e6, reported, elapsedMs: performance.now() - started };
 }
 
-/** Storms per process: the first runs on a cold process (JIT, heap sizing), the rest warm. */
-const STORM_ROUNDS = 4;
-
 /**
- * 20 000 waiters timing out on a pool whose 2 connections are held, `STORM_ROUNDS` times. A
- * storm ends when every waiter has failed and, instrumented, every checkout span has ended (the
- * failure queue finishes some on later turns): the time the process spends on it.
+ * 20 000 waiters timing out (acquireTimeoutMillis) on a generic-pool whose 2 resources are held,
+ * `STORM_ROUNDS` times.
  */
 async function storm(tracing) {
-  tracing.instrument();
-  const waiters = 20_000;
-  const spanName = 'generic-pool checkout';
-  const pool = inMemoryPool({ max: 2, acquireTimeoutMillis: 200 });
+  tracing.instrument({}, () => {
+    const { GenericPoolInstrumentation } = require('@opentelemetry/instrumentation-generic-pool');
+    return new GenericPoolInstrumentation();
+  });
+  const pool = inMemoryPool({ max: 2, acquireTimeoutMillis: STORM_TIMEOUT_MS });
   const held = [await pool.acquire(), await pool.acquire()];
+  const results = await storms(tracing, STORM_WAITERS, () => pool.acquire());
+  for (const resource of held) await pool.release(resource);
+  await pool.drain();
+  await pool.clear();
+  return results;
+}
+
+/**
+ * 5 000 waiters timing out (connectionTimeoutMillis) on a pg.Pool against the embedded
+ * PostgreSQL whose 2 clients are held, `STORM_ROUNDS` times.
+ */
+async function pgStorm(tracing) {
+  tracing.instrument({}, () => {
+    const { PgInstrumentation } = require('@opentelemetry/instrumentation-pg');
+    return new PgInstrumentation();
+  });
+  const { Pool } = require('pg');
+  const pool = new Pool({ ...soakConnection(), max: 2, connectionTimeoutMillis: STORM_TIMEOUT_MS });
+  const held = [await pool.connect(), await pool.connect()];
+  const results = await storms(tracing, PG_STORM_WAITERS, () => pool.connect());
+  for (const client of held) client.release();
+  await pool.end();
+  return results;
+}
+
+/**
+ * `STORM_ROUNDS` storms of `waiters` calls to `take` on a pool whose connections are all held, so
+ * every one fails at its timeout. A storm ends when every waiter has failed and every span the
+ * mode makes per waiter has ended (pool-leak's failure queue finishes some on later turns): the
+ * wall time the process spends on it, and the CPU time it used meanwhile.
+ */
+async function storms(tracing, waiters, take) {
+  const spanName = STORM_SPANS[scenarioName][mode];
+  if (traced && spanName === undefined) throw new Error(`no storm span known for ${scenarioName} in mode ${mode}`);
   const monitor = monitorEventLoopDelay({ resolution: 1 });
   const rounds = [];
   for (let round = 0; round < STORM_ROUNDS; round++) {
     const spansBefore = tracing.spans(spanName);
     monitor.enable();
+    const cpuBefore = process.cpuUsage();
     const started = performance.now();
     const settled = [];
     // They arrive as requests do, a few hundred per turn of the loop, not in one synchronous burst.
     for (let index = 0; index < waiters; index++) {
-      settled.push(pool.acquire().then(() => 'granted', () => 'failed'));
+      settled.push(take().then(() => 'granted', () => 'failed'));
       if (index % 500 === 499) await tick();
     }
     const outcomes = await Promise.all(settled);
-    while (instrumented && tracing.spans(spanName) - spansBefore < waiters && performance.now() - started < 60_000) await tick();
+    while (traced && tracing.spans(spanName) - spansBefore < waiters && performance.now() - started < 60_000) await tick();
     const elapsedMs = performance.now() - started;
+    const cpu = process.cpuUsage(cpuBefore);
     monitor.disable();
-    rounds.push({ elapsedMs, failed: outcomes.filter((outcome) => outcome === 'failed').length, spans: tracing.spans(spanName) - spansBefore });
+    rounds.push({
+      elapsedMs,
+      cpuMs: (cpu.user + cpu.system) / 1000,
+      failed: outcomes.filter((outcome) => outcome === 'failed').length,
+      spans: traced ? tracing.spans(spanName) - spansBefore : 0,
+    });
   }
-  for (const resource of held) await pool.release(resource);
-  await pool.drain();
-  await pool.clear();
-  const warm = rounds.slice(1).map((round) => round.elapsedMs).sort((a, b) => a - b);
+  const warmMedian = (key) => {
+    const warm = rounds.slice(1).map((round) => round[key]).sort((a, b) => a - b);
+    return warm[Math.floor(warm.length / 2)];
+  };
   return {
+    waiters,
     coldMs: rounds[0].elapsedMs,
-    warmMs: warm[Math.floor(warm.length / 2)],
+    warmMs: warmMedian('elapsedMs'),
+    warmCpuMs: warmMedian('cpuMs'),
     roundsMs: rounds.map((round) => Math.round(round.elapsedMs)),
     maxDelayMs: monitor.max / 1e6,
     failed: rounds.reduce((sum, round) => sum + round.failed, 0),
     spans: rounds.reduce((sum, round) => sum + round.spans, 0),
   };
+}
+
+function soakConnection() {
+  const connection = JSON.parse(process.env.POOL_LEAK_SOAK_CONNECTION ?? 'null');
+  if (connection === null) throw new Error('POOL_LEAK_SOAK_CONNECTION is not set: run soak.mjs, which starts PostgreSQL and passes its address');
+  return connection;
 }
 
 /**
@@ -228,8 +389,7 @@ async function storm(tracing) {
  */
 async function churn(tracing) {
   tracing.instrument();
-  const connection = JSON.parse(process.env.POOL_LEAK_SOAK_CONNECTION ?? 'null');
-  if (connection === null) throw new Error('POOL_LEAK_SOAK_CONNECTION is not set');
+  const connection = soakConnection();
   const { Pool } = require('pg');
   const samples = [];
   const round = async () => {
