@@ -59,10 +59,12 @@ async function main() {
     const rows = [
       ['1 M checkout cycles: heap growth (after GC, every 100 k)', heapText(cyclesRun), '≤ + 5 %', cyclesRun.growthPct <= 5],
       [
-        '100 000 open leases: retained bytes per lease beyond plain',
+        // Includes the SDK's own open span (~1 KB with its attributes), which any tracing of a
+        // checkout pays: the target is on the next row, beyond that span (issue #22).
+        '100 000 open leases: retained bytes per lease beyond plain (the SDK span included)',
         `${Math.round(bytesPerLease)} B (${Math.round(openInstrumented.bytesPerLease)} B instrumented, ${Math.round(openPlain.bytesPerLease)} B plain)`,
-        '≤ 1024 B',
-        bytesPerLease <= 1024 && openInstrumented.leasesHeld === 100_000,
+        '— (see next row)',
+        openInstrumented.leasesHeld === 100_000 ? undefined : false,
       ],
       [
         'open lease: bytes beyond plain + the SDK\'s open span',
@@ -105,8 +107,9 @@ async function main() {
       [
         '20 000-waiter timeout storm, warm process: time instrumented / plain (until every span ended)',
         `${(stormInstrumented.warmMs / stormPlain.warmMs).toFixed(2)}× (${Math.round(stormPlain.warmMs)} → ${Math.round(stormInstrumented.warmMs)} ms, median of storms 2–${stormPlain.roundsMs.length}; each: plain ${stormPlain.roundsMs.join('/')}, instrumented ${stormInstrumented.roundsMs.join('/')} ms)`,
-        '≤ 1.5×',
-        stormInstrumented.warmMs / stormPlain.warmMs <= 1.5 && stormInstrumented.spans === stormInstrumented.failed,
+        // Plain records no span per waiter; the anchor is contrib's storm (rows below, issue #22).
+        '— (anchor: contrib, below)',
+        stormInstrumented.spans === stormInstrumented.failed ? undefined : false,
       ],
       [
         '20 000-waiter timeout storm, first in a cold process: time instrumented / plain',
