@@ -2,12 +2,16 @@ import { SpanKind, type Tracer } from '@opentelemetry/api';
 import type { PoolMetrics } from '../signals/metrics';
 import { ATTR_POOL_HELD_MS } from '../signals/semconv';
 import { LeakSweeper, NO_LEAK_WATCH, type LeakWatch } from './leak-detector';
-import type { Lease, LeasePool } from './lease';
+import type { Lease } from './lease';
+import type { LeaseQueue } from './lease-queue';
 import { leaseStateAttributes } from './lease-state';
 
+/** Where the leak sweep finds the held leases: the held queues of the pools with open leases. */
+export type HeldQueues = () => Iterable<LeaseQueue<Lease>>;
+
 /** The leak watch for a threshold: the shared sweeper, or the no-op watch when detection is off. */
-export function leakWatchFor(thresholdMs: number, onLeak: (lease: Lease, heldMs: number) => void): LeakWatch<Lease> {
-  return thresholdMs > 0 ? new LeakSweeper<Lease>(thresholdMs, onLeak) : NO_LEAK_WATCH;
+export function leakWatchFor(thresholdMs: number, heldQueues: HeldQueues, onLeak: (lease: Lease, heldMs: number) => void): LeakWatch<Lease> {
+  return thresholdMs > 0 ? new LeakSweeper<Lease>(thresholdMs, heldQueues, onLeak) : NO_LEAK_WATCH;
 }
 
 /**
@@ -32,27 +36,23 @@ export function reportLeak(tracer: Tracer, metrics: PoolMetrics, lease: Lease, h
 }
 
 /**
- * The watch for a new threshold: the running sweeper re-timed, or a new watch that takes over
- * every held lease of `heldIn` not yet reported, oldest grant first (none while `heldIn` is
- * undefined: the instrumentation is stopped). No lease is dropped from the watch, none is
- * reported twice.
+ * The watch for a new threshold: the running sweeper re-timed, or a new watch that goes on from
+ * where the held queues were last swept (when `watching`: the instrumentation is not stopped), so
+ * no lease is dropped from the watch and none is reported twice.
  */
 export function rewatch(
   watch: LeakWatch<Lease>,
   thresholdMs: number,
+  heldQueues: HeldQueues,
   onLeak: (lease: Lease, heldMs: number) => void,
-  heldIn: Iterable<LeasePool> | undefined,
+  watching: boolean,
 ): LeakWatch<Lease> {
   if (watch instanceof LeakSweeper && thresholdMs > 0) {
     watch.setThreshold(thresholdMs);
     return watch;
   }
   watch.stop();
-  const next = leakWatchFor(thresholdMs, onLeak);
-  if (thresholdMs === 0 || heldIn === undefined) return next;
-  const held: Lease[] = [];
-  for (const pool of heldIn) for (const lease of pool.heldLeases) if (!lease.leakSuspected) held.push(lease);
-  held.sort((a, b) => a.grantedAt - b.grantedAt);
-  for (const lease of held) next.watch(lease);
+  const next = leakWatchFor(thresholdMs, heldQueues, onLeak);
+  if (watching) next.watch();
   return next;
 }

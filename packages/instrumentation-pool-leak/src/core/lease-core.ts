@@ -4,6 +4,7 @@ import { resolveStack, type CapturedStack, type HeldStack, type StackCapture } f
 import { PoolMetrics } from '../signals/metrics';
 import { ATTR_POOL_PENDING_AT_REQUEST } from '../signals/semconv';
 import { CallerContext, CallerContextLoosener } from './caller-context';
+import type { LeaseQueue } from './lease-queue';
 import { ConnectionLeases } from './connection-leases';
 import { CORE_SETTINGS_UNSET, type LeaseCoreOptions, type LeaseCoreSettings } from './lease-core-options';
 import { ErrorReports } from './error-reports';
@@ -59,6 +60,9 @@ export class LeaseCore implements LeaseHost<Lease> {
       this.reportError('reportLeak', error);
     }
   };
+  /** The queues the sweeps walk: those of the pools with open leases, read at every sweep. */
+  private readonly heldQueues = (): Iterable<LeaseQueue<Lease>> => this.registry.busyPools().map((pool) => pool.heldLeases);
+  private readonly waitingQueues = (): Iterable<LeaseQueue<Lease>> => this.registry.busyPools().map((pool) => pool.waitingLeases);
   leakWatch: LeakWatch<Lease> = NO_LEAK_WATCH;
   /** Checkouts waiting past the wait threshold (see {@link WaitStalls}). */
   readonly stalls: WaitStalls;
@@ -67,8 +71,8 @@ export class LeaseCore implements LeaseHost<Lease> {
     this.errors = new ErrorReports(options.diag ?? diag);
     this.settings = { ...CORE_SETTINGS_UNSET, ...options.settings };
     this.metrics = this.createMetrics(options.meter);
-    this.stalls = new WaitStalls(this, options.tracer, this.settings.waitThresholdMs);
-    this.leakWatch = leakWatchFor(this.settings.leakThresholdMs, this.onLeak);
+    this.stalls = new WaitStalls(this, options.tracer, this.waitingQueues, this.settings.waitThresholdMs);
+    this.leakWatch = leakWatchFor(this.settings.leakThresholdMs, this.heldQueues, this.onLeak);
   }
 
   /**
@@ -78,10 +82,10 @@ export class LeaseCore implements LeaseHost<Lease> {
   configure(settings: LeaseCoreSettings): void {
     const previousThreshold = this.settings.leakThresholdMs;
     this.settings = settings;
-    this.stalls.configure(settings.waitThresholdMs, this.stopped ? undefined : this.registry.busyPools());
+    this.stalls.configure(settings.waitThresholdMs, !this.stopped);
     const threshold = settings.leakThresholdMs;
     if (threshold === previousThreshold) return;
-    this.leakWatch = rewatch(this.leakWatch, threshold, this.onLeak, this.stopped ? undefined : this.registry.busyPools());
+    this.leakWatch = rewatch(this.leakWatch, threshold, this.heldQueues, this.onLeak, !this.stopped);
   }
 
   get enrichErrors(): boolean {
@@ -129,8 +133,8 @@ export class LeaseCore implements LeaseHost<Lease> {
       const caller = new CallerContext(callerContext);
       const lease = new Lease(this, tracked, span, caller, caller.parent?.traceId, stack, pendingAhead);
       this.registry.markBusy(tracked);
-      tracked.waitingLeases.add(lease);
-      this.stalls.watch(lease);
+      tracked.waitingLeases.append(lease);
+      this.stalls.watch();
       return lease;
     } catch (error) {
       this.reportError('checkout', error);
@@ -213,8 +217,7 @@ export class LeaseCore implements LeaseHost<Lease> {
   /** A granted lease is a holder of its pool, and is watched for leaks. */
   leaseGranted(lease: Lease): void {
     lease.pool.holdLease(lease);
-    this.stalls.unwatch(lease);
-    this.leakWatch.watch(lease);
+    this.leakWatch.watch();
   }
 
   /** Number of open leases across all pools (tests and diagnostics). */
@@ -279,9 +282,6 @@ export class LeaseCore implements LeaseHost<Lease> {
   }
 
   forget(lease: Lease): void {
-    // A granted lease left the stall watch at its grant; one never granted was never leak-watched.
-    if (lease.grantedAt > 0) this.leakWatch.unwatch(lease);
-    else this.stalls.unwatch(lease);
     this.connections.unbind(lease);
     lease.pool.dropLease(lease);
   }

@@ -1,3 +1,5 @@
+import type { Queued } from './lease-queue';
+
 /**
  * Where a lease is, and what has happened to it, in one small integer: an open lease is kept
  * per connection out, so every field counts (see `npm run soak`, bytes per open lease).
@@ -22,8 +24,12 @@ const enum Flag {
  * on the way. Each transition answers whether it happened, so a late or repeated call from an
  * adapter is a no-op without a second check.
  */
-export abstract class LeaseLifecycle {
+export abstract class LeaseLifecycle implements Queued {
   private flags: number = Flag.Waiting;
+  /** The pool queue (waiting or held) the lease is in, and its neighbours there (see `lease-queue.ts`). */
+  queuedIn: object | undefined = undefined;
+  queuePrev: Queued | undefined = undefined;
+  queueNext: Queued | undefined = undefined;
 
   private get state(): number {
     return this.flags & Flag.StateMask;

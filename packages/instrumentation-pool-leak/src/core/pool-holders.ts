@@ -9,9 +9,10 @@ import type { CapturedStack } from '../call-site/stack';
 import type { HolderFacts } from '../signals/exhaustion-cause';
 import { describeLeaseState, type LeaseStateSnapshot } from './lease-state';
 import type { PoolStats, TrackedPool } from './tracked-pool';
+import type { Queued } from './lease-queue';
 
 /** What naming a holder reads of a held lease. */
-export interface Holder {
+export interface Holder extends Queued {
   heldMs(now: number): number;
   readonly stack: CapturedStack | undefined;
   activityAt(now: number): LeaseStateSnapshot;

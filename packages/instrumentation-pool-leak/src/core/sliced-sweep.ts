@@ -1,5 +1,5 @@
 import { AsyncResource } from 'node:async_hooks';
-import { CompactingSet } from './compacting-set';
+import type { LeaseQueue, Queued } from './lease-queue';
 
 /** Sweep period: a quarter of the threshold, between 5 ms and 1 s. */
 export function sweepIntervalFor(thresholdMs: number): number {
@@ -56,16 +56,16 @@ export interface SlicedSweepOptions {
 }
 
 /**
- * The one sweep behind the leak and the stall watches: items sit in a Set in the order their
- * clock started (grant, request), so a sweep stops at the first one still under the threshold
- * and its work is proportional to the items due, not to the items watched. An item reported
- * leaves the set, so it is reported once. A mass expiry is reported within a budget per turn of
- * the event loop: when it is spent, the sweep goes on at the next turn, so the loop never stalls
- * on it and no item due is skipped. One unref'd timer, stopped while nothing is watched.
+ * The one sweep behind the leak and the stall watches. It walks queues whose items sit in the
+ * order their clock started (a pool's held leases by grant, its waiting ones by request; see
+ * {@link LeaseQueue}), each from its first item not yet passed, and stops in each at the first
+ * item still under the threshold: its work is proportional to the items due, not to the items
+ * watched. An item is passed once, so it is reported once. A mass expiry is reported within a
+ * budget per turn of the event loop: when it is spent, the sweep goes on at the next turn, so the
+ * loop never stalls on it and no item due is skipped. One unref'd timer, stopped while no queue
+ * has an item left to pass.
  */
-export abstract class SlicedSweep<T> {
-  /** Start order; gives its table back after a mass release (see {@link CompactingSet}). */
-  protected readonly watched = new CompactingSet<T>();
+export abstract class SlicedSweep<T extends Queued> {
   /** Cancels the periodic sweep; undefined while none is scheduled. */
   private timer: (() => void) | undefined;
   /** Cancels the next turn of a sweep that ran out of budget. */
@@ -78,6 +78,8 @@ export abstract class SlicedSweep<T> {
 
   constructor(
     protected thresholdMs: number,
+    /** The queues to walk, read at every sweep (the pools with open leases come and go). */
+    private readonly queues: () => Iterable<LeaseQueue<T>>,
     options: SlicedSweepOptions = {},
   ) {
     this.fixedIntervalMs = options.intervalMs;
@@ -89,18 +91,14 @@ export abstract class SlicedSweep<T> {
 
   /** `performance.now()` at which the item's clock started. */
   protected abstract startOf(item: T): number;
-  /** Reports an item past the threshold; it has already left the set. */
+  /** Reports an item past the threshold; the sweep has passed it. */
   protected abstract report(item: T, ageMs: number, now: number): void;
   /** A sweep turn begins (before its first report). */
   protected beginTurn(): void {}
 
-  watch(item: T): void {
-    this.watched.add(item);
+  /** An item joined one of the queues: sweeps run until every item was passed. A flag test when they do. */
+  watch(): void {
     if (this.timer === undefined) this.startTimer();
-  }
-
-  unwatch(item: T): void {
-    this.watched.delete(item);
   }
 
   /** A new threshold for the items already watched and those to come: nothing watched is dropped. */
@@ -114,34 +112,42 @@ export abstract class SlicedSweep<T> {
   }
 
   /**
-   * Reports items past the threshold, oldest first, until the budget of this turn is spent; the
-   * rest follow on the next turns. Returns how many were reported in this turn. Public for the
-   * bench and the tests.
+   * Reports items past the threshold, oldest first in each queue, until the budget of this turn
+   * is spent; the rest follow on the next turns. Returns how many were reported in this turn.
+   * Public for the bench and the tests.
    */
   sweep(now = performance.now()): number {
     const deadline = this.clock() + this.budgetMs;
     let reported = 0;
+    let young = false;
     this.beginTurn();
-    for (const item of this.watched) {
-      const ageMs = now - this.startOf(item);
-      if (ageMs < this.thresholdMs) break;
-      // False only for an item a report above ended: the loop may walk a table re-created under it.
-      if (!this.watched.delete(item)) continue;
-      reported++;
-      this.report(item, ageMs, now);
-      // Reading the clock (~0.05 µs) is small beside a report (a span, an event, a counter).
-      if (this.clock() >= deadline) {
-        this.continueNextTurn();
-        return reported;
+    for (const queue of this.queues()) {
+      for (let item = queue.unswept; item !== undefined; item = queue.unswept) {
+        const ageMs = now - this.startOf(item);
+        if (ageMs < this.thresholdMs) {
+          young = true;
+          break;
+        }
+        // Passed before the report: a report that ends the item leaves the queue consistent.
+        queue.unswept = queue.after(item);
+        reported++;
+        this.report(item, ageMs, now);
+        // Reading the clock (~0.05 µs) is small beside a report (a span, an event, a counter).
+        if (this.clock() >= deadline) {
+          this.continueNextTurn();
+          return reported;
+        }
       }
     }
-    if (this.watched.size === 0) this.stop();
+    if (!young) this.stop();
     return reported;
   }
 
-  /** Items watched and not yet reported. */
+  /** Items no sweep has passed yet (tests and the bench; walks them). */
   get size(): number {
-    return this.watched.size;
+    let count = 0;
+    for (const queue of this.queues()) for (let item = queue.unswept; item !== undefined; item = queue.after(item)) count++;
+    return count;
   }
 
   stop(): void {

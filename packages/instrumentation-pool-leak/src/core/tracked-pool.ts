@@ -7,7 +7,7 @@ import {
 } from '@opentelemetry/semantic-conventions';
 import { ATTR_DB_CLIENT_CONNECTION_POOL_NAME, ATTR_POOL_LIBRARY } from '../signals/semconv';
 import type { MeteredPool, PoolStats } from '../signals/metrics';
-import { CompactingSet } from './compacting-set';
+import { LeaseQueue, type Queued } from './lease-queue';
 
 export type { PoolStats };
 
@@ -36,22 +36,21 @@ const NOTHING_ELSEWHERE: ReadonlySet<string> = new Set();
  * A pool the instrumentation has seen: its fixed span attributes and its open leases. Generic in
  * the lease type so that this module knows nothing of leases beyond holding them.
  */
-export class TrackedPool<L = unknown> implements MeteredPool {
+export class TrackedPool<L extends Queued = Queued> implements MeteredPool {
   readonly spanName: string;
   /** Built once per pool (again if the server names another `db.system.name`), shared by its spans. */
   attributes: Readonly<Attributes>;
   readonly poolName: string;
   /**
-   * Leases requested and not yet granted nor ended, oldest first (a Set keeps insertion order).
-   * A lease is in this set or in {@link TrackedPool.heldLeases} while open, never in both: one
-   * entry per open lease.
+   * Leases requested and not yet granted nor ended, in request order; the stall sweep walks it.
+   * A lease is in this queue or in {@link TrackedPool.heldLeases} while open, never in both.
    */
-  readonly waitingLeases = new CompactingSet<L>();
+  readonly waitingLeases = new LeaseQueue<L>();
   /**
    * The granted leases not yet ended, in grant order (longest held first): the holders are named
-   * from here without walking the leases still waiting.
+   * from here without walking the leases still waiting, and the leak sweep walks it.
    */
-  readonly heldLeases = new CompactingSet<L>();
+  readonly heldLeases = new LeaseQueue<L>();
   /**
    * Open leases of granted resources that are not objects (a pool may lend numbers), which a
    * WeakMap cannot key; entries go when their lease ends.
@@ -72,17 +71,17 @@ export class TrackedPool<L = unknown> implements MeteredPool {
 
   /** `lease` was granted: it moves from the waiting checkouts to the holders. */
   holdLease(lease: L): void {
-    this.waitingLeases.delete(lease);
-    this.heldLeases.add(lease);
+    this.waitingLeases.remove(lease);
+    this.heldLeases.append(lease);
     this.holdersVersion++;
   }
 
   /** `lease` ended, granted or not; a holder's end is a checkin (the pool turned over at `now`). */
   dropLease(lease: L, now = performance.now()): void {
-    if (this.heldLeases.delete(lease)) {
+    if (this.heldLeases.remove(lease)) {
       this.holdersVersion++;
       this.lastCheckinAt = now;
-    } else this.waitingLeases.delete(lease);
+    } else this.waitingLeases.remove(lease);
   }
 
   /** True until the first granted connection was asked for its server's `db.system.name`. */

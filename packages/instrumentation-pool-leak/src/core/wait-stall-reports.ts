@@ -3,6 +3,7 @@ import type { PoolMetrics } from '../signals/metrics';
 import { EVENT_POOL_WAIT_STALLED } from '../signals/semconv';
 import type { Lease, LeasePool } from './lease';
 import { causeFor, starvationOf, starvedWaiterAttributes, type PoolStarvation } from './starvation';
+import type { LeaseQueue } from './lease-queue';
 import { NO_WAIT_WATCH, WaitStallSweeper, type WaitStallSweeperOptions, type WaitWatch } from './wait-stall';
 
 /** What the stall reports need from the lease core. */
@@ -26,7 +27,7 @@ interface StallEvent {
  * attributes of a checkout that ends without ever being granted.
  */
 export class WaitStalls {
-  private watcher: WaitWatch<Lease> = NO_WAIT_WATCH;
+  private watcher: WaitWatch = NO_WAIT_WATCH;
   private thresholdMs = 0;
   /** Waiters reported once: never twice, even across a threshold change. */
   private readonly reported = new WeakSet<Lease>();
@@ -44,27 +45,25 @@ export class WaitStalls {
   constructor(
     private readonly host: WaitStallHost,
     private readonly tracer: () => Tracer,
+    /** The waiting queues of the pools with open leases, walked by the sweep. */
+    private readonly waitingQueues: () => Iterable<LeaseQueue<Lease>>,
     thresholdMs: number,
     private readonly sweepOptions: WaitStallSweeperOptions = {},
   ) {
-    this.configure(thresholdMs, undefined);
+    this.configure(thresholdMs, false);
   }
 
-  /** A checkout was requested: watched until its grant or end. */
-  watch(lease: Lease): void {
-    this.watcher.watch(lease);
-  }
-
-  unwatch(lease: Lease): void {
-    this.watcher.unwatch(lease);
+  /** A checkout was requested: it waits in its pool's waiting queue until its grant or end. */
+  watch(): void {
+    this.watcher.watch();
   }
 
   /**
-   * A new wait threshold (0 = off). The running sweeper is re-timed; a new one takes over the
-   * checkouts of `waitingIn` still waiting and not yet reported, oldest first (none while
-   * `waitingIn` is undefined: the instrumentation is stopped).
+   * A new wait threshold (0 = off). The running sweeper is re-timed; a new one goes on from where
+   * the queues were last swept, so checkouts still waiting and not yet reported are reported when
+   * due (when `watching`: the instrumentation is not stopped).
    */
-  configure(thresholdMs: number, waitingIn: Iterable<LeasePool> | undefined): void {
+  configure(thresholdMs: number, watching = true): void {
     if (thresholdMs === this.thresholdMs) return;
     this.thresholdMs = thresholdMs;
     if (this.watcher instanceof WaitStallSweeper && thresholdMs > 0) {
@@ -73,12 +72,10 @@ export class WaitStalls {
     }
     this.watcher.stop();
     this.watcher =
-      thresholdMs > 0 ? new WaitStallSweeper<LeasePool, Lease, PoolStarvation>(thresholdMs, this.perPool, this.onStall, this.sweepOptions) : NO_WAIT_WATCH;
-    if (thresholdMs === 0 || waitingIn === undefined) return;
-    const waiting: Lease[] = [];
-    for (const pool of waitingIn) for (const lease of pool.waitingLeases) if (!this.reported.has(lease)) waiting.push(lease);
-    waiting.sort((a, b) => a.requestedAt - b.requestedAt);
-    for (const lease of waiting) this.watcher.watch(lease);
+      thresholdMs > 0
+        ? new WaitStallSweeper<LeasePool, Lease, PoolStarvation>(thresholdMs, this.waitingQueues, this.perPool, this.onStall, this.sweepOptions)
+        : NO_WAIT_WATCH;
+    if (thresholdMs > 0 && watching) this.watcher.watch();
   }
 
   /** The sweeper, for tests and the bench; undefined while stall detection is off. */

@@ -1,25 +1,27 @@
+import type { LeaseQueue, Queued } from './lease-queue';
 import { SlicedSweep, type SlicedSweepOptions } from './sliced-sweep';
 
 /** What the stall sweep reads of a waiting checkout. */
-export interface WaitingLease<P> {
+export interface WaitingLease<P> extends Queued {
   /** `performance.now()` at the request. */
   readonly requestedAt: number;
   readonly pool: P;
 }
 
 /**
- * Watches waiting checkouts for the wait threshold. The core calls `watch` at every checkout and
- * `unwatch` at its grant or end, unconditionally: with stall detection off they are the shared
- * no-op {@link NO_WAIT_WATCH}.
+ * Watches waiting checkouts for the wait threshold: they sit in their pool's waiting queue, in
+ * request order, which the sweep walks. The core calls `watch` at every checkout,
+ * unconditionally: with stall detection off it is the shared no-op {@link NO_WAIT_WATCH}.
+ * Leaving the waiting queue (the grant or the end) is leaving the watch.
  */
-export interface WaitWatch<L> {
-  watch(lease: L): void;
-  unwatch(lease: L): void;
+export interface WaitWatch {
+  /** A checkout joined a waiting queue. */
+  watch(): void;
   /** Stops the timer (instrumentation disabled). */
   stop(): void;
 }
 
-export const NO_WAIT_WATCH: WaitWatch<unknown> = { watch() {}, unwatch() {}, stop() {} };
+export const NO_WAIT_WATCH: WaitWatch = { watch() {}, stop() {} };
 
 /** How the stall sweep runs (see {@link SlicedSweepOptions}). */
 export type WaitStallSweeperOptions = SlicedSweepOptions;
@@ -30,16 +32,17 @@ export type WaitStallSweeperOptions = SlicedSweepOptions;
  * is gathered once per pool per turn of the sweep by `perPool` and handed to every stalled
  * waiter of that pool: a queue of 20,000 waiters costs one holders list per pool, not 20,000.
  */
-export class WaitStallSweeper<P, L extends WaitingLease<P>, S> extends SlicedSweep<L> implements WaitWatch<L> {
+export class WaitStallSweeper<P, L extends WaitingLease<P>, S> extends SlicedSweep<L> implements WaitWatch {
   private pools = new Map<P, S>();
 
   constructor(
     thresholdMs: number,
+    waitingQueues: () => Iterable<LeaseQueue<L>>,
     private readonly perPool: (pool: P, now: number) => S,
     private readonly onStall: (lease: L, waitedMs: number, pool: S) => void,
     options: WaitStallSweeperOptions = {},
   ) {
-    super(thresholdMs, options);
+    super(thresholdMs, waitingQueues, options);
   }
 
   /** As {@link SlicedSweep.sweep}, with waits measured on the sweep's own clock. */
