@@ -10,6 +10,7 @@ import { sep } from 'node:path';
 import { ATTR_POOL_CALL_PATH } from '../signals/semconv';
 import { callPathEntry, functionNameOf, isApplicationFrame, parseFrame } from './stack-frame';
 import { DeferredStack } from './deferred-stack';
+import { formatsNatively, formattedStack, readPrepared, unreadFrames, type UnreadFrames } from './v8-frames';
 import { FRAME_CACHE_GROWTH_LIMIT, FrameCache, FrameFields, formatFrame, ScriptCatalog, scriptOf, type ScriptInfo } from './structured-frames';
 
 export { ANONYMOUS_FUNCTION_NAME, isApplicationFrame, parseFrame, type ParsedFrame } from './stack-frame';
@@ -273,7 +274,7 @@ export function createStackCapture(options: StackCaptureOptions): StackCapture {
     limit = limitHints.get(boundary) ?? firstWindow;
     let captured: Window;
     for (;;) {
-      captured = structured ? prepared(boundary, limit, prepareStructured) : captureText(boundary);
+      captured = structured ? asWindow(readPrepared(boundary, limit, prepareStructured)) : captureText(boundary);
       if (captured !== WIDER) break;
       limit = needed;
     }
@@ -365,19 +366,9 @@ export function createStackCapture(options: StackCaptureOptions): StackCapture {
   };
 }
 
-/**
- * Node's own stack formatter: Node 24 installs it as `Error.prepareStackTrace`
- * (`ErrorPrepareStackTrace`, read here once, when this module loads); older Nodes leave the
- * property undefined.
- */
-const NODE_PREPARE_STACK_TRACE: unknown =
-  typeof Error.prepareStackTrace === 'function' && Error.prepareStackTrace.name === 'ErrorPrepareStackTrace'
-    ? Error.prepareStackTrace
-    : undefined;
-
-/** Whether stacks are formatted by V8 / Node alone, not by a formatter the application installed. */
-function formatsNatively(prepare: unknown): boolean {
-  return prepare === undefined || prepare === NODE_PREPARE_STACK_TRACE;
+/** What a structured capture's prepare function answered, as a window. */
+function asWindow(prepared: unknown): Window {
+  return typeof prepared === 'string' || prepared === WIDER ? prepared : undefined;
 }
 
 /** The windows rule (see {@link createStackCapture}), for a full window. */
@@ -390,64 +381,6 @@ function mustWiden(applicationFrames: number, lastIsApplication: boolean): boole
  * rule, so that paths seen only in unsampled requests teach `unreadLimits` too.
  */
 const UNREAD_PROBE_EVERY = 32;
-
-/**
- * Frames V8 captured and has not formatted yet: `stack` is an accessor that formats on its first
- * read, with whichever `Error.prepareStackTrace` is installed then. Capturing without reading
- * costs about half as much as capturing and reading (measured on Node 24: 3 frames ~1.1 µs
- * against ~2.0 µs; 16 frames ~3.4 µs against ~6.2 µs).
- */
-interface UnreadFrames {
-  /** Frames asked for. */
-  readonly limit: number;
-  readonly boundary: Function;
-  readonly stack?: unknown;
-}
-
-function unreadFrames(boundary: Function, limit: number): UnreadFrames {
-  const frames: UnreadFrames = { limit, boundary };
-  const savedLimit = Error.stackTraceLimit;
-  Error.stackTraceLimit = limit;
-  try {
-    Error.captureStackTrace(frames, boundary);
-  } finally {
-    Error.stackTraceLimit = savedLimit;
-  }
-  return frames;
-}
-
-/** What `prepare` makes of the top `limit` frames above `boundary`; undefined if none. */
-function prepared(boundary: Function, limit: number, prepare: (error: Error, sites: NodeJS.CallSite[]) => Window): Window {
-  const holder: { stack?: unknown } = {};
-  const savedLimit = Error.stackTraceLimit;
-  const savedPrepare = Error.prepareStackTrace;
-  Error.stackTraceLimit = limit;
-  Error.prepareStackTrace = prepare;
-  try {
-    Error.captureStackTrace(holder, boundary);
-    // Read while our prepareStackTrace is installed: formatting is lazy.
-    const result = holder.stack;
-    return typeof result === 'string' || result === WIDER ? result : undefined;
-  } finally {
-    Error.prepareStackTrace = savedPrepare;
-    Error.stackTraceLimit = savedLimit;
-  }
-}
-
-/** The formatted stack above `boundary`, at most `limit` frames, or undefined if unavailable. */
-function formattedStack(boundary: Function, limit: number): string | undefined {
-  const holder: { stack?: unknown } = {};
-  const saved = Error.stackTraceLimit;
-  Error.stackTraceLimit = limit;
-  try {
-    Error.captureStackTrace(holder, boundary);
-  } finally {
-    Error.stackTraceLimit = saved;
-  }
-  // Reading .stack formats it, applying source maps or the application's Error.prepareStackTrace.
-  const text = holder.stack;
-  return typeof text === 'string' ? text : undefined;
-}
 
 /**
  * Trims a formatted stack to frames that are not ours, caps it, finds the call site and the
