@@ -117,14 +117,14 @@ export class LeaseCore implements LeaseHost<Lease> {
       // Captured right here, not through a helper method: every frame between here and the
       // boundary is walked by the capture (~0.4 µs each on the CI machine). Unsampled leases
       // still need their call site when leaks are watched, for the counter and the leak report:
-      // theirs is captured now and read only if something asks (DeferredStack). A queued one is
-      // captured before its sampling decision, which comes at its grant.
+      // theirs is captured now and read only if something asks (DeferredStack). So is a queued
+      // one's, whose sampling decision comes at its grant: read then if its span records (an
+      // exhausted pool's queue of unsampled requests pays no reading).
       let stack: HeldStack = this.callSites.current(callerContext);
       if (stack === undefined) {
-        const recording = span === undefined || span.isRecording();
         try {
-          if (recording) stack = this.settings.stackCapture.capture(boundary);
-          else if (this.settings.leakThresholdMs > 0) stack = this.settings.stackCapture.captureDeferred(boundary);
+          if (span?.isRecording() === true) stack = this.settings.stackCapture.capture(boundary);
+          else if (span === undefined || this.settings.leakThresholdMs > 0) stack = this.settings.stackCapture.captureDeferred(boundary);
         } catch (error) {
           this.reportError('captureStack', error);
         }

@@ -95,6 +95,45 @@ describe('an unsampled checkout', () => {
   });
 });
 
+describe('an unsampled checkout that queues', () => {
+  it('names its exact call site on its stall, from its own frames, as a sampled one from the same place does', async () => {
+    const savedPrepare = Error.prepareStackTrace;
+    (Error as { prepareStackTrace?: unknown }).prepareStackTrace = undefined;
+    tracing.instrumentation.setConfig({ leakThresholdMs: THRESHOLD_MS, waitThresholdMs: 20 });
+    onTestFinished(() => {
+      Error.prepareStackTrace = savedPrepare;
+      tracing.instrumentation.setConfig({ leakThresholdMs: THRESHOLD_MS });
+    });
+    const pool = newPool({ max: 1 });
+    async function queueBehind() {
+      return pool.acquire();
+    }
+    const stalledAt = async () =>
+      (await tracing.metricPoints('pool.wait.stalled'))
+        .filter((point) => point.attributes['code.function.name'] === 'queueBehind')
+        .map((point) => ({ attributes: pick(point.attributes), value: Number(point.value) }));
+    const stallOnce = async (traceFlags: TraceFlags) => {
+      const held = await pool.acquire();
+      const before = (await stalledAt())[0]?.value ?? 0;
+      const waiting = inRequestFlagged(traceFlags, queueBehind);
+      for (let turn = 0; turn < 200 && ((await stalledAt())[0]?.value ?? 0) === before; turn++) await delay(10);
+      await pool.release(held);
+      await pool.release(await waiting);
+      return (await stalledAt())[0]!;
+    };
+    const sampled = await stallOnce(TraceFlags.SAMPLED);
+    const [sampledCheckout] = tracing.spansNamed(CHECKOUT).filter((span) => span.attributes['code.function.name'] === 'queueBehind');
+    expect(sampled.attributes).toEqual(pick(sampledCheckout!.attributes));
+    tracing.exporter.reset();
+    const unsampled = await stallOnce(TraceFlags.NONE);
+    // Its checkout span never recorded; the counter's call site came from its own unread frames.
+    expect(tracing.spansNamed(CHECKOUT).filter((span) => span.attributes['code.function.name'] === 'queueBehind')).toHaveLength(0);
+    expect(unsampled.attributes).toEqual(sampled.attributes);
+    expect(unsampled.value).toBe(sampled.value + 1);
+    expect(String(unsampled.attributes['code.file.path'])).toMatch(/lease-cost\.test\.ts$/);
+  });
+});
+
 /** The call-site attributes a leak counter point and a checkout span share. */
 function pick(attributes: Record<string, unknown>): Record<string, unknown> {
   const keys = ['code.function.name', 'code.file.path', 'code.line.number', 'pool.call_path'];
