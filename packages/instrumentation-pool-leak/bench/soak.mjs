@@ -99,10 +99,11 @@ async function main() {
         fifoInstrumented.cycleAfterNs / fifoInstrumented.cycleBeforeNs <= 1.1,
       ],
       [
-        '100 000-lease expiry (1 s threshold): max loop delay',
+        '100 000-lease expiry (3 s threshold): max loop delay',
         `${expiryRun.maxDelayMs.toFixed(1)} ms, median of ${EXPIRY_RUNS} runs (${expiryRuns.map((result) => result.maxDelayMs.toFixed(1)).join(', ')}; ${expiryRun.reported} reported in ${(expiryRun.elapsedMs / 1000).toFixed(1)} s; same heap, detection off: ${expiryReference.maxDelayMs.toFixed(1)} ms)`,
         '≤ 20 ms, all reported',
-        expiryRun.maxDelayMs <= 20 && expiryRuns.every((result) => result.reported === 100_000),
+        // A run whose sweeps began before its window opened measured nothing: it fails the row.
+        expiryRun.maxDelayMs <= 20 && expiryRuns.every((result) => result.reported === 100_000 && result.reportedBeforeWindow === 0),
       ],
       [
         '20 000-waiter timeout storm, warm process: time instrumented / plain (until every span ended)',

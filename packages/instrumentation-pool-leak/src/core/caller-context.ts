@@ -47,6 +47,9 @@ export class CallerContext {
   }
 }
 
+/** What a checked-in lease keeps of its caller: nothing (its connection may keep the ended lease for a late release). */
+export const CHECKED_IN_CALLER = new CallerContext(ROOT_CONTEXT);
+
 /**
  * Loosens the caller contexts of the leases granted in this job once the job is over, with one
  * microtask per batch: the grant's own callback, which runs in the same job, still gets the whole

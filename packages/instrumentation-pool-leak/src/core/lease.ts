@@ -16,7 +16,7 @@ import {
   EVENT_POOL_USE_FOREIGN_CONTEXT,
 } from '../signals/semconv';
 import { DeferredStack, type CapturedStack, type HeldStack } from '../call-site/stack';
-import { applyInContext, type CallerContext } from './caller-context';
+import { applyInContext, CHECKED_IN_CALLER, type CallerContext } from './caller-context';
 import type { LeaseHost } from './lease-host';
 import { LeaseLifecycle } from './lease-lifecycle';
 import type { TrackedPool } from './tracked-pool';
@@ -44,9 +44,8 @@ export class Lease extends LeaseLifecycle {
   /** The connection (or resource) granted to this checkout, when the adapter named it. */
   connection: unknown;
   /**
-   * Statements on the granted connection: what the holders lists and leak reports tell. Made at
-   * the first statement, so a pool whose resources run no statements (generic-pool, tarn
-   * resources that are not connections) pays nothing for it.
+   * Statements on the granted connection, for the holders lists and leak reports; made at the
+   * first statement, so resources that run none (generic-pool, tarn) pay nothing for it.
    */
   private activity: StatementActivity | undefined;
   private settleListener: (() => void) | undefined;
@@ -62,7 +61,7 @@ export class Lease extends LeaseLifecycle {
      */
     private checkoutSpan: Span | undefined,
     /** The context active when the checkout was requested; callbacks run in it (see {@link CallerContext}). */
-    private readonly caller: CallerContext,
+    private caller: CallerContext,
     /** The trace the checkout ran in, if any: a checkin outside it is a loop-tick checkin. */
     readonly ownerTraceId: string | undefined,
     /** The checkout's stack; a non-recording checkout's is read when first asked for (see {@link Lease.stack}). */
@@ -175,6 +174,7 @@ export class Lease extends LeaseLifecycle {
     } catch (error) {
       this.host.reportError('checkin', error);
     }
+    this.caller = CHECKED_IN_CALLER;
     this.finish();
   }
 

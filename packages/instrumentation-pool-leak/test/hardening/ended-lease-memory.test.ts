@@ -1,6 +1,6 @@
 // What a pooled connection keeps of its ended lease: enough to recognise a late release, not the
 // whole checkout span. A pool of 100 000 connections would otherwise retain 100 000 ended spans.
-import { context, type Span } from '@opentelemetry/api';
+import { context, createContextKey, ROOT_CONTEXT, trace, TraceFlags, type Span } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { TracerProvider, type SpanProcessor } from '@opentelemetry/sdk-trace';
@@ -53,6 +53,39 @@ describe('an ended lease', () => {
     expect(recorder.started.filter((ref) => ref.deref() !== undefined)).toHaveLength(0);
     // The late release is still recognised: the lease of each connection is known.
     expect(core.leaseOf(connections[0])?.isOpen).toBe(false);
+    core.stop();
+  });
+
+  it('keeps nothing of the context it was checked out in, unsampled request included', async () => {
+    const provider = new TracerProvider();
+    const core = new LeaseCore({
+      tracer: () => provider.getTracer('memory-test'),
+      tracerProvider: () => provider,
+      meter: new MeterProvider().getMeter('memory-test'),
+      settings: { stackCapture: createStackCapture({ maxFrames: 10, ownDirs: ['/nonexistent'] }), leakThresholdMs: 60_000 },
+    });
+    const pool = {};
+    const connection = { id: 1 };
+    const requestData = createContextKey('request data');
+    function take(): void {
+      const lease = core.checkout(pool, probe, take)!;
+      lease.granted(connection);
+      lease.checkin(false, take);
+    }
+    // A request that arrived unsampled, carrying something big of its own in its context.
+    const held = (() => {
+      const payload = { rows: new Array(1000).fill('row') };
+      const unsampled = trace.setSpanContext(ROOT_CONTEXT, { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', traceFlags: TraceFlags.NONE, isRemote: true });
+      context.with(unsampled.setValue(requestData, payload), take);
+      return new WeakRef(payload);
+    })();
+    for (let round = 0; round < 5; round++) {
+      collectGarbage();
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    // The connection still knows its ended lease, and that lease keeps the request's context no longer.
+    expect(core.leaseOf(connection)?.isOpen).toBe(false);
+    expect(held.deref()).toBeUndefined();
     core.stop();
   });
 });
