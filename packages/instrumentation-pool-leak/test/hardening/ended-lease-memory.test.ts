@@ -27,16 +27,21 @@ class WeakSpanRecorder implements SpanProcessor {
 
 const probe: PoolProbe<object> = { describe: () => ({ library: 'generic-pool' }) };
 
+/** A lease core on `provider`, leaks watched (a minute: none is reported in these tests). */
+function coreOn(provider: TracerProvider): LeaseCore {
+  return new LeaseCore({
+    tracer: () => provider.getTracer('memory-test'),
+    tracerProvider: () => provider,
+    meter: new MeterProvider().getMeter('memory-test'),
+    settings: { stackCapture: createStackCapture({ maxFrames: 10, ownDirs: ['/nonexistent'] }), leakThresholdMs: 60_000 },
+  });
+}
+
 describe('an ended lease', () => {
   it('does not keep its checkout span alive while the pool keeps the connection', async () => {
     const recorder = new WeakSpanRecorder();
     const provider = new TracerProvider({ spanProcessors: [recorder] });
-    const core = new LeaseCore({
-      tracer: () => provider.getTracer('memory-test'),
-      tracerProvider: () => provider,
-      meter: new MeterProvider().getMeter('memory-test'),
-      settings: { stackCapture: createStackCapture({ maxFrames: 10, ownDirs: ['/nonexistent'] }), leakThresholdMs: 60_000 },
-    });
+    const core = coreOn(provider);
     const pool = {};
     const connections = Array.from({ length: 20 }, (_, id) => ({ id }));
     function take(connection: object): void {
@@ -58,12 +63,7 @@ describe('an ended lease', () => {
 
   it('keeps nothing of the context it was checked out in, unsampled request included', async () => {
     const provider = new TracerProvider();
-    const core = new LeaseCore({
-      tracer: () => provider.getTracer('memory-test'),
-      tracerProvider: () => provider,
-      meter: new MeterProvider().getMeter('memory-test'),
-      settings: { stackCapture: createStackCapture({ maxFrames: 10, ownDirs: ['/nonexistent'] }), leakThresholdMs: 60_000 },
-    });
+    const core = coreOn(provider);
     const pool = {};
     const connection = { id: 1 };
     const requestData = createContextKey('request data');
