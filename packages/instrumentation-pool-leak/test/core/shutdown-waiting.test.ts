@@ -2,7 +2,6 @@
 // ERROR and says so — "checkout still waiting at shutdown", not "lease still open", since it
 // never held a connection — while the held lease beside it keeps its own message.
 import { SpanStatusCode } from '@opentelemetry/api';
-import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { afterAll, expect, it } from 'vitest';
 import { setupTracing } from '../support/tracing';
 import { loadPg, postgresConfig } from '../support/pg';
@@ -22,14 +21,7 @@ it('a waiting checkout and a held lease are ended at provider shutdown, each wit
   const waiting = pool.connect().then((client) => client.release());
   await until('the second checkout to queue', () => pool.waitingCount === 1);
 
-  // The exporter forgets its spans on shutdown; keep what it exported.
-  const exported: ReadableSpan[] = [];
-  const originalExport = tracing.exporter.export.bind(tracing.exporter);
-  tracing.exporter.export = (spans, done) => {
-    exported.push(...spans);
-    originalExport(spans, done);
-  };
-  await tracing.provider.shutdown();
+  const exported = await tracing.shutdownKeepingExported();
 
   const byMessage = exported.map((span) => [span.name, span.status, span.attributes['pool.held_ms'] === undefined ? 'never held' : 'held']);
   expect(byMessage).toEqual(

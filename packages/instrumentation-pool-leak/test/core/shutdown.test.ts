@@ -1,6 +1,5 @@
 // Leases still open when the tracer provider shuts down are ended then, with ERROR, and exported.
 import { SpanStatusCode } from '@opentelemetry/api';
-import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { afterAll, expect, it } from 'vitest';
 import { setupTracing } from '../support/tracing';
 import { loadPg, postgresConfig } from '../support/pg';
@@ -22,14 +21,7 @@ it('a leaked lease is exported at provider shutdown with status ERROR and its st
   returned.release();
   expect(tracing.spansNamed('pg-pool checkout')).toHaveLength(1);
 
-  // The exporter forgets its spans on shutdown; keep what it exported.
-  const exported: ReadableSpan[] = [];
-  const originalExport = tracing.exporter.export.bind(tracing.exporter);
-  tracing.exporter.export = (spans, done) => {
-    exported.push(...spans);
-    originalExport(spans, done);
-  };
-  await tracing.provider.shutdown();
+  const exported = await tracing.shutdownKeepingExported();
   expect(exported.map((span) => span.name)).toEqual(['pg-pool checkout']);
   const [span] = exported;
   expect(span!.status).toEqual({ code: SpanStatusCode.ERROR, message: 'lease still open at tracer provider shutdown' });

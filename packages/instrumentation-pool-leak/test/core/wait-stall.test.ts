@@ -1,6 +1,5 @@
 // The stall sweep on its own (a clock and a scheduler the test drives), then on a real
 // generic-pool: a live threshold change, and a waiter that ends at provider shutdown.
-import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { describe, expect, it } from 'vitest';
 import type * as GenericPoolModule from 'generic-pool';
 import { LeaseQueue, type Queued } from '../../src/core/lease-queue';
@@ -135,14 +134,7 @@ describe('on a real generic-pool', () => {
     expect(stalls()[0]!.attributes['pool.exhaustion.cause']).toBe('leaked_connections');
     expect(settled).toBe(false);
 
-    // The exporter forgets its spans on shutdown; keep what it exported.
-    const exported: ReadableSpan[] = [];
-    const originalExport = tracing.exporter.export.bind(tracing.exporter);
-    tracing.exporter.export = (spans, done) => {
-      exported.push(...spans);
-      originalExport(spans, done);
-    };
-    await tracing.provider.shutdown();
+    const exported = await tracing.shutdownKeepingExported();
     const waiter = exported.find((span) => span.name === 'generic-pool checkout' && span.attributes['code.function.name'] === 'waitForResource')!;
     expect(waiter.status.code).toBe(2);
     expect(waiter.attributes['pool.wait_ms']).toBeGreaterThanOrEqual(20);

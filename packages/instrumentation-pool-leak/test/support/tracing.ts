@@ -26,6 +26,11 @@ export interface TestTracing {
   metricPoints(name: string): Promise<DataPoint<unknown>[]>;
   /** Leases the instrumentation's core holds open right now (0 before its first checkout). */
   openLeaseCount(): number;
+  /**
+   * Shuts the tracer provider down and returns every span exported during the shutdown (the
+   * in-memory exporter forgets its spans when it shuts down).
+   */
+  shutdownKeepingExported(): Promise<ReadableSpan[]>;
 }
 
 /** The open leases of an instrumentation's lease core, read through its private field. */
@@ -77,6 +82,16 @@ export function setupTracing(config: PoolLeakInstrumentationConfig = {}): TestTr
     },
     meterProvider,
     openLeaseCount: () => openLeaseCountOf(instrumentation),
+    async shutdownKeepingExported() {
+      const exported: ReadableSpan[] = [];
+      const originalExport = exporter.export.bind(exporter);
+      exporter.export = (spans, done) => {
+        exported.push(...spans);
+        originalExport(spans, done);
+      };
+      await provider.shutdown();
+      return exported;
+    },
     async metricPoints(name) {
       const { resourceMetrics } = await reader.collect();
       return resourceMetrics.scopeMetrics
