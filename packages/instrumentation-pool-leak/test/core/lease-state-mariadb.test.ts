@@ -8,14 +8,14 @@
 // InnoDB table, or has written inside the transaction it leaves open: with autocommit on, that
 // final write commits by itself when no transaction is open, and keeps the row listed when one
 // is. MySQL and MariaDB know no aborted state: a failed statement leaves the transaction as it was.
-import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import type { Knex } from 'knex';
 import type { Connection as Mysql2Observer } from 'mysql2/promise';
 import { afterAll, beforeAll, beforeEach, expect, it, vi } from 'vitest';
 import { requireLibrary } from '../support/in-memory-resources';
 import { describeWithMariaDb } from '../support/mariadb';
 import { loadMariaDb, loadMariaDbCallback, mariadbOptions } from '../support/mariadb-connector';
-import { loadMysql2Promise, mysql2Options, sleep, until } from '../support/mysql2';
+import { loadMysql2Promise, mysql2Options, sleep } from '../support/mysql2';
+import { reportedLeaseState, runAll } from '../support/lease-state';
 import { setupTracing } from '../support/tracing';
 
 const THRESHOLD_MS = 100;
@@ -60,17 +60,7 @@ async function serverState(threadId: number): Promise<string> {
 }
 
 /** The `pool.lease.state` of the one `<library> leak` span this test caused. */
-async function reportedState(library: string): Promise<unknown> {
-  vi.advanceTimersByTime(THRESHOLD_MS * 2);
-  await until(`${library} leak span`, () => tracing.spansNamed(`${library} leak`).length > 0);
-  const [leak] = tracing.spansNamed(`${library} leak`) as [ReadableSpan];
-  return leak.attributes['pool.lease.state'];
-}
-
-/** Runs the statements one after the other; a failing one is expected and passed over. */
-async function runAll(run: (statement: string) => Promise<unknown>, statements: readonly string[]): Promise<void> {
-  for (const statement of statements) await run(statement).catch(() => undefined);
-}
+const reportedState = (library: string): Promise<unknown> => reportedLeaseState(tracing, library, THRESHOLD_MS);
 
 describeWithMariaDb('the state agrees with information_schema.innodb_trx', () => {
   beforeAll(async () => {

@@ -3,14 +3,14 @@
 // `pg_stat_activity.state` says about the same backend, read over a separate connection. A
 // statement that failed opens no transaction; an error inside one leaves it aborted; COMMIT,
 // ROLLBACK and savepoints end or keep it as the server does.
-import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import type { Knex } from 'knex';
 import { createRequire } from 'node:module';
 import type PostgresModule from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { requireLibrary } from '../support/in-memory-resources';
-import { sleep, until } from '../support/mysql2';
+import { sleep } from '../support/mysql2';
 import { loadPg, postgresConfig } from '../support/pg';
+import { reportedLeaseState, runAll } from '../support/lease-state';
 import { setupTracing } from '../support/tracing';
 
 const THRESHOLD_MS = 100;
@@ -96,17 +96,7 @@ async function serverStateWhere(condition: string, value: unknown): Promise<stri
 }
 
 /** The `pool.lease.state` of the one `<library> leak` span this test caused. */
-async function reportedState(library: string): Promise<unknown> {
-  vi.advanceTimersByTime(THRESHOLD_MS * 2);
-  await until(`${library} leak span`, () => tracing.spansNamed(`${library} leak`).length > 0);
-  const [leak] = tracing.spansNamed(`${library} leak`) as [ReadableSpan];
-  return leak.attributes['pool.lease.state'];
-}
-
-/** Runs the statements one after the other; a failing one is expected and passed over. */
-async function runAll(run: (statement: string) => Promise<unknown>, statements: readonly string[]): Promise<void> {
-  for (const statement of statements) await run(statement).catch(() => undefined);
-}
+const reportedState = (library: string): Promise<unknown> => reportedLeaseState(tracing, library, THRESHOLD_MS);
 
 describe('pg-pool: the state agrees with pg_stat_activity', () => {
   const pool = new pg.Pool({ ...postgresConfig(), max: 2 });
