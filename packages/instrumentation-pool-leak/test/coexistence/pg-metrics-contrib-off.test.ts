@@ -6,6 +6,7 @@ import { afterAll, expect, it } from 'vitest';
 import { POOL_INSTRUMENTS } from '../../src/signals/metrics';
 import { loadPg, postgresConfig } from '../support/pg';
 import { setupTracing } from '../support/tracing';
+import { exercisePgPools } from './pg-metrics';
 
 const contrib = new PgInstrumentation();
 contrib.disable();
@@ -16,22 +17,7 @@ afterAll(() => tracing.instrumentation.disable());
 
 it('instrumentation-pg off: ours report every semconv pool instrument for each pool, once', async () => {
   const databases = ['postgres', 'template1'];
-  for (const database of databases) {
-    const pool = new pg.Pool({ ...postgresConfig(), database, max: 2, connectionTimeoutMillis: 10_000 });
-    try {
-      await tracing.inRequest('request', async () => {
-        const first = await pool.connect();
-        const second = await pool.connect();
-        // Only the wait for a free connection is timed out (both are open already).
-        pool.options.connectionTimeoutMillis = 50;
-        await expect(pool.connect()).rejects.toThrow('timeout exceeded when trying to connect');
-        first.release();
-        second.release();
-      });
-    } finally {
-      await pool.end();
-    }
-  }
+  await exercisePgPools(pg, tracing, databases);
   for (const database of databases) {
     const poolName = `127.0.0.1:${postgresConfig().port}/${database}`;
     for (const instrument of POOL_INSTRUMENTS) {

@@ -14,8 +14,8 @@ import { parseExposition } from '../../../../test/observability/exposition';
 import type { PoolMetricsMode } from '../../src';
 import { POOL_INSTRUMENTS } from '../../src/signals/metrics';
 import { captureDiag, type DiagCapture } from '../support/diag-capture';
-import { loadPg, postgresConfig } from '../support/pg';
-import { setupTracing } from '../support/tracing';
+import { loadPg, postgresConfig, type Pg } from '../support/pg';
+import { setupTracing, type TestTracing } from '../support/tracing';
 
 const OURS = 'opentelemetry-instrumentation-pool-leak';
 const CONTRIB = '@opentelemetry/instrumentation-pg';
@@ -61,6 +61,31 @@ function reportersByInstrumentAndPool(streams: readonly Stream[]): Map<string, s
   return new Map([...reporters].map(([key, scopes]) => [key, [...scopes].sort()]));
 }
 
+/** One pool per database, each with checkouts in a request, a waiter, and a checkout that times out. */
+export async function exercisePgPools(pg: Pg, tracing: TestTracing, databases: readonly string[]): Promise<void> {
+  for (const database of databases) {
+    const pool = new pg.Pool({ ...postgresConfig(), database, max: 2, connectionTimeoutMillis: 10_000 });
+    try {
+      await tracing.inRequest('request', async () => {
+        const first = await pool.connect();
+        const second = await pool.connect();
+        // Both connections are open: a short timeout now only times the wait for a free one
+        // (pg-pool reads it at each connect), never a slow connection set-up on a busy machine.
+        pool.options.connectionTimeoutMillis = 50;
+        await expect(pool.connect()).rejects.toThrow('timeout exceeded when trying to connect');
+        pool.options.connectionTimeoutMillis = 10_000;
+        const waiting = pool.connect();
+        await first.query('SELECT 1');
+        first.release();
+        (await waiting).release();
+        second.release();
+      });
+    } finally {
+      await pool.end();
+    }
+  }
+}
+
 /**
  * Declares the dedup tests with both instrumentations created in `order` (creation installs the
  * require hook, so it decides whose wrapper of Pool.prototype.connect is outermost).
@@ -84,35 +109,10 @@ export function describePgMetricsDedup(order: Order): void {
   const poolNameOf = (database: string) => `127.0.0.1:${postgresConfig().port}/${database}`;
   const DATABASES = ['postgres', 'template1'];
 
-  /** Two pools, each with checkouts in requests, a waiter, and a checkout that times out. */
-  async function exercisePools(): Promise<void> {
-    for (const database of DATABASES) {
-      const pool = new pg.Pool({ ...postgresConfig(), database, max: 2, connectionTimeoutMillis: 10_000 });
-      try {
-        await tracing.inRequest('request', async () => {
-          const first = await pool.connect();
-          const second = await pool.connect();
-          // Both connections are open: a short timeout now only times the wait for a free one
-          // (pg-pool reads it at each connect), never a slow connection set-up on a busy machine.
-          pool.options.connectionTimeoutMillis = 50;
-          await expect(pool.connect()).rejects.toThrow('timeout exceeded when trying to connect');
-          pool.options.connectionTimeoutMillis = 10_000;
-          const waiting = pool.connect();
-          await first.query('SELECT 1');
-          first.release();
-          (await waiting).release();
-          second.release();
-        });
-      } finally {
-        await pool.end();
-      }
-    }
-  }
-
   async function runWith(mode: PoolMetricsMode): Promise<Stream[]> {
     tracing.instrumentation.setConfig({ poolMetrics: mode });
     const reader = freshMeters();
-    await exercisePools();
+    await exercisePgPools(pg, tracing, DATABASES);
     return streamsOf(reader);
   }
 
@@ -187,7 +187,7 @@ export function describePgMetricsDedup(order: Order): void {
     async function exposition(mode: PoolMetricsMode): Promise<string> {
       tracing.instrumentation.setConfig({ poolMetrics: mode });
       const reader = freshMeters();
-      await exercisePools();
+      await exercisePgPools(pg, tracing, DATABASES);
       const { resourceMetrics } = await reader.collect();
       return new PrometheusSerializer().serialize(resourceMetrics);
     }
