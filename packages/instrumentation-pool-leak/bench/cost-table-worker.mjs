@@ -1,6 +1,6 @@
 // One column of cost-table.bench.mjs, in its own process: patching is process-wide.
 import { createRequire } from 'node:module';
-import { libraryPath, suiteNamed } from './suites.mjs';
+import { captureOneFrameAbove, libraryPath, suiteNamed } from './suites.mjs';
 
 const require = createRequire(import.meta.url);
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
@@ -160,20 +160,8 @@ function checkSpans(row, column, kind, unsampled, perCycle) {
  */
 function addFloorCapture(target, method) {
   const original = target[method];
-  const readPosition = (_error, sites) => `${sites[0]?.getScriptNameOrSourceURL()}:${sites[0]?.getLineNumber()}:${sites[0]?.getColumnNumber()}`;
   target[method] = function checkoutWithFloor(...args) {
-    const holder = {};
-    const savedLimit = Error.stackTraceLimit;
-    const savedPrepare = Error.prepareStackTrace;
-    Error.stackTraceLimit = 1;
-    Error.prepareStackTrace = readPosition;
-    try {
-      Error.captureStackTrace(holder, checkoutWithFloor);
-      void holder.stack;
-    } finally {
-      Error.prepareStackTrace = savedPrepare;
-      Error.stackTraceLimit = savedLimit;
-    }
+    captureOneFrameAbove(checkoutWithFloor);
     return original.apply(this, args);
   };
 }

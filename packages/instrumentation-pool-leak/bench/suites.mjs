@@ -62,19 +62,27 @@ function readPosition(_error, sites) {
   return site === undefined ? '' : `${site.getScriptNameOrSourceURL()}:${site.getLineNumber()}:${site.getColumnNumber()}`;
 }
 
-export function floorCapture() {
+/**
+ * The floor's one capture: the frame above `boundary`, its position read. The bench's own, never
+ * the package's: the floor must not move when the package's capture does.
+ */
+export function captureOneFrameAbove(boundary) {
   const holder = {};
   const savedLimit = Error.stackTraceLimit;
   const savedPrepare = Error.prepareStackTrace;
   Error.stackTraceLimit = 1;
   Error.prepareStackTrace = readPosition;
   try {
-    Error.captureStackTrace(holder, floorCapture);
+    Error.captureStackTrace(holder, boundary);
     return holder.stack;
   } finally {
     Error.prepareStackTrace = savedPrepare;
     Error.stackTraceLimit = savedLimit;
   }
+}
+
+export function floorCapture() {
+  return captureOneFrameAbove(floorCapture);
 }
 
 /**
