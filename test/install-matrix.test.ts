@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { nodeBinary } from './support/node-binary';
 import { cleanEnv, postgresEnv, REPO_ROOT, runNode, type Ended } from './support/node-process';
 import { startOtlpReceiver, type ReceivedSpan } from './support/otlp-receiver';
+import { limiter } from './support/limiter';
 
 const PACKAGE_NAME = 'opentelemetry-instrumentation-pool-leak';
 const PACKAGE_DIR = join(REPO_ROOT, 'packages', 'instrumentation-pool-leak');
@@ -108,21 +109,6 @@ function commandLine(row: Row): string[] {
   return [preload, setup, `app.${row.format === 'esm' ? 'mjs' : 'cjs'}`];
 }
 
-/** Runs at most `limit` tasks at once. */
-function limiter(limit: number): <T>(task: () => Promise<T>) => Promise<T> {
-  let running = 0;
-  const queue: (() => void)[] = [];
-  return async (task) => {
-    while (running >= limit) await new Promise<void>((resolve) => queue.push(resolve));
-    running++;
-    try {
-      return await task();
-    } finally {
-      running--;
-      queue.shift()?.();
-    }
-  };
-}
 const slot = limiter(PARALLEL);
 
 interface Command {

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCollector, type CollectorAnswer, type LoopbackCollector } from './support/loopback-collector';
 import { startNode, type Ended } from './support/node-process';
 import { installSdkApps, type SdkApps, type SdkGeneration } from './support/sdk-app';
+import { limiter } from './support/limiter';
 
 const FIXTURE = 'test/fixtures/register-exit-server.cjs';
 const APP = 'register-exit-server.cjs';
@@ -47,18 +48,7 @@ const WHY: Record<string, RegExp> = {
 
 /** Child processes at once: two cores are shared with the other test files. */
 const PARALLEL = 2;
-let running = 0;
-const queue: (() => void)[] = [];
-async function slot<T>(task: () => Promise<T>): Promise<T> {
-  while (running >= PARALLEL) await new Promise<void>((resolve) => queue.push(resolve));
-  running++;
-  try {
-    return await task();
-  } finally {
-    running--;
-    queue.shift()?.();
-  }
-}
+const slot = limiter(PARALLEL);
 
 let apps: SdkApps;
 const timings: string[] = [];
