@@ -87,10 +87,8 @@ export class PoolRegistry {
     }
   }
 
-  /** `pool` has an open lease now (called at every checkout: a flag test once it is listed). */
+  /** `pool` has an open lease now (at every checkout: adding a listed pool again changes nothing). */
   markBusy(pool: LeasePool): void {
-    if (pool.listedBusy) return;
-    pool.listedBusy = true;
     this.listedPools.add(pool);
   }
 
@@ -112,7 +110,6 @@ export class PoolRegistry {
   }
 
   private unlist(pool: LeasePool): void {
-    pool.listedBusy = false;
     this.listedPools.delete(pool);
   }
 

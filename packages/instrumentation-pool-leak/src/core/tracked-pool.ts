@@ -61,9 +61,6 @@ export class TrackedPool<L extends Queued = Queued> implements MeteredPool {
     return [...this.waitingLeases, ...this.heldLeases];
   }
 
-  /** Whether the registry lists this pool among those that may have open leases (see `PoolRegistry.markBusy`). */
-  listedBusy = false;
-
   /** Whether any lease is open. */
   get hasOpenLeases(): boolean {
     return this.waitingLeases.size > 0 || this.heldLeases.size > 0;
