@@ -161,6 +161,27 @@ async function cycleCost(pool, count, acquire = (p) => p.acquire()) {
   return Number(process.hrtime.bigint() - started) / count;
 }
 
+/**
+ * Cycle costs of `pool` and `twin` measured in alternating blocks, each the median of its
+ * blocks. A process's cycle cost moves by up to ±35 % between phases of a run, with V8's heap
+ * state (one phase ran 6 µs blocks, the next 10 µs, for the plain pool as for ours): two pools
+ * measured at the same moments compare what each one's state costs, not when it was measured.
+ */
+async function interleavedCycleCost(pool, twin, pairs = 15, perBlock = 5_000) {
+  const poolCosts = [];
+  const twinCosts = [];
+  for (let pair = 0; pair < pairs; pair++) {
+    poolCosts.push(await cycleCost(pool, perBlock));
+    twinCosts.push(await cycleCost(twin, perBlock));
+  }
+  return { poolNs: median(poolCosts), twinNs: median(twinCosts) };
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[sorted.length >> 1];
+}
+
 /** 1 M checkout cycles; heap after GC every 100 000. */
 async function cycles(tracing) {
   tracing.instrument();
@@ -192,10 +213,14 @@ async function openLeases(tracing, fifo = false) {
   // LIFO: the measured cycles reuse one resource, as a pool under light load does.
   // FIFO (fifo: true): every cycle takes the resource idle longest, as a busy pool does.
   const pool = inMemoryPool({ max: open, min: open, fifo });
-  while (pool.available < open) await delay(10);
+  // The twin never holds the 100 000 leases: its cycles, interleaved with the pool's, are the
+  // same process at the same moment (see `interleavedCycleCost`).
+  const twin = inMemoryPool({ max: open, min: open, fifo });
+  while (pool.available < open || twin.available < open) await delay(10);
   const checkout = mode === 'sdkSpan' ? openSpanPerCheckout(tracing.tracer, pool) : { acquire: () => pool.acquire(), release: (resource) => pool.release(resource) };
   await cycleCost(pool, 50_000);
-  const before = await cycleCost(pool, 100_000);
+  await cycleCost(twin, 50_000);
+  const before = await interleavedCycleCost(pool, twin);
   const heapBefore = heapAfterGc();
   const held = [];
   const requests = [];
@@ -214,9 +239,11 @@ async function openLeases(tracing, fifo = false) {
   held.length = 0;
   heapAfterGc();
   await cycleCost(pool, 50_000);
-  const after = await cycleCost(pool, 100_000);
-  await pool.drain();
-  await pool.clear();
+  const after = await interleavedCycleCost(pool, twin);
+  for (const drained of [pool, twin]) {
+    await drained.drain();
+    await drained.clear();
+  }
   // What the instrumented checkout span carries while open: the reference span is given the same.
   const lastCheckout = tracing.lastSpan('generic-pool checkout');
   const checkoutAttributes =
@@ -231,8 +258,10 @@ async function openLeases(tracing, fifo = false) {
     requestsEnded: tracing.spans('request'),
     checkoutAttributes,
     heapAfter: heapAfterGc() - heapBefore,
-    cycleBeforeNs: before,
-    cycleAfterNs: after,
+    cycleBeforeNs: before.poolNs,
+    twinBeforeNs: before.twinNs,
+    cycleAfterNs: after.poolNs,
+    twinAfterNs: after.twinNs,
   };
 }
 
