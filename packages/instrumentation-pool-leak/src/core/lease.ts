@@ -342,8 +342,10 @@ export class Lease extends LeaseLifecycle {
     // A queued checkout that failed may not have its span yet: the failure queue starts it. A
     // span that never recorded is already nothing but its span context.
     if (this.checkoutSpan !== undefined && !this.spanNeverRecorded) this.checkoutSpan = trace.wrapSpanContext(this.checkoutSpan.spanContext());
-    // Frames never read are let go of: the ended lease a connection keeps needs no call site.
-    if (this.heldStack instanceof DeferredStack) this.heldStack = undefined;
+    // Frames never read are let go of: the ended lease a connection keeps needs no call site. A
+    // queued checkout that failed keeps them until the failure queue starts its span (which
+    // reads them if it records), a few turns at most.
+    if (this.heldStack instanceof DeferredStack && this.checkoutSpan !== undefined) this.heldStack = undefined;
     this.activity?.clear();
     this.host.forget(this);
   }
