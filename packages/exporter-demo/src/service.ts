@@ -118,7 +118,8 @@ export class BillingService {
   }
 
   /**
-   * Slow but honest: a long query, always released. Held just under the leak threshold. Takes its
+   * Slow but honest: a long query, always released, held for part of the leak threshold
+   * (`statementMs`). Takes its
    * connection through the same helper as exportInvoice: the same code.* line, another call path.
    */
   async buildStatement(id: number): Promise<{ id: number; statement: true }> {

@@ -1,4 +1,5 @@
-import { SpanStatusCode, type Attributes, type Span } from '@opentelemetry/api';
+import { SpanStatusCode, type Attributes, type Span, type TimeInput } from '@opentelemetry/api';
+import type { SpanClock } from './span-clock';
 import { ATTR_ERROR_TYPE, ATTR_EXCEPTION_MESSAGE, ATTR_EXCEPTION_TYPE } from '@opentelemetry/semantic-conventions';
 import { EVENT_POOL_EXHAUSTED } from '../signals/semconv';
 
@@ -42,7 +43,10 @@ export class FailureQueue {
   private turnScheduled = false;
   private readonly onTurn = (): void => this.runTurn();
 
-  constructor(private readonly reportError: (where: string, error: unknown) => void) {}
+  constructor(
+    private readonly clock: SpanClock,
+    private readonly reportError: (where: string, error: unknown) => void,
+  ) {}
 
   /** Failures waiting for a later turn (tests and diagnostics). */
   get size(): number {
@@ -97,8 +101,13 @@ export class FailureQueue {
     try {
       const { failedAt, exhausted } = failure;
       const span = failure.checkout.span;
-      if (exhausted !== undefined && span.isRecording()) span.addEvent(EVENT_POOL_EXHAUSTED, exhausted, failedAt);
-      endWithError(span, failure.error, failure.poolError, failedAt);
+      if (!span.isRecording()) {
+        span.end();
+        return;
+      }
+      const time = this.clock.toSpanTime(failedAt);
+      if (exhausted !== undefined) span.addEvent(EVENT_POOL_EXHAUSTED, exhausted, time);
+      endWithError(span, failure.error, failure.poolError, time);
     } catch (error) {
       this.reportError('failed', error);
     }
@@ -111,7 +120,7 @@ export class FailureQueue {
  * never read: V8 formats a stack lazily, on first read, and a storm of pool timeouts would
  * pay that for a stack naming only the pool's timer.
  */
-export function endWithError(span: Span, error: unknown, withoutStack = false, time?: number): void {
+export function endWithError(span: Span, error: unknown, withoutStack = false, time?: TimeInput): void {
   if (error instanceof Error) {
     if (withoutStack) span.addEvent(EXCEPTION_EVENT, exceptionAttributes(error), time);
     else span.recordException(error, time);

@@ -1,4 +1,4 @@
-import { context, diag, INVALID_SPAN_CONTEXT, SpanKind, trace, type Context, type Meter, type Span, type Tracer } from '@opentelemetry/api';
+import { context, diag, INVALID_SPAN_CONTEXT, SpanKind, trace, type Context, type HrTime, type Meter, type Span, type Tracer } from '@opentelemetry/api';
 import { CallSiteCarrier } from '../call-site/call-site-carrier';
 import { resolveStack, type CapturedStack, type HeldStack, type StackCapture } from '../call-site/stack';
 import { PoolMetrics } from '../signals/metrics';
@@ -16,6 +16,7 @@ import { Lease, type LeaseHost, type LeasePool } from './lease';
 import { pendingAheadOf, probeFaultLine, type PoolProbe, type ProbeFaultReport, type ReleasePolicy } from './pool-probe';
 import { PoolRegistry } from './pool-registry';
 import { ProviderShutdownHook } from './provider-shutdown';
+import { SpanClock } from './span-clock';
 import { WaitStalls } from './wait-stall-reports';
 
 export type { LeaseCoreOptions, LeaseCoreSettings };
@@ -41,7 +42,9 @@ export class LeaseCore implements LeaseHost<Lease> {
     beforeForceFlush: () => this.failures.flush(),
   });
   /** Spans of failed checkouts, finished within a budget per turn when a pool fails many at once. */
-  private readonly failures = new FailureQueue((where, error) => this.reportError(where, error));
+  /** Every time put on a checkout span goes through it (see {@link SpanClock}). */
+  readonly clock = new SpanClock();
+  private readonly failures = new FailureQueue(this.clock, (where, error) => this.reportError(where, error));
   private readonly errors: ErrorReports;
   private settings: LeaseCoreSettings;
   /** Set while the instrumentation is disabled: wrappers that stay in place start no lease. */
@@ -111,9 +114,10 @@ export class LeaseCore implements LeaseHost<Lease> {
       this.shutdownHook.attach(this.options.tracerProvider());
       const tracked = this.registry.track(pool, probe);
       const callerContext = context.active();
+      const requestedAt = performance.now();
       const pendingAhead = pendingAheadOf(probe, pool, tracked, this.reportProbeFault);
       // A request that queues starts its span when it is granted or fails (Lease.span).
-      const span = pendingAhead === undefined ? startCheckoutSpan(this.options.tracer(), tracked, callerContext) : undefined;
+      const span = pendingAhead === undefined ? startCheckoutSpan(this.options.tracer(), tracked, callerContext, this.clock.toSpanTime(requestedAt)) : undefined;
       // Captured right here, not through a helper method: every frame between here and the
       // boundary is walked by the capture (~0.4 µs each on the CI machine). Unsampled leases
       // still need their call site when leaks are watched, for the counter and the leak report:
@@ -131,7 +135,7 @@ export class LeaseCore implements LeaseHost<Lease> {
       }
       if (span !== undefined && stack !== undefined && span.isRecording()) span.setAttributes(resolveStack(stack)!.attributes);
       const caller = new CallerContext(callerContext);
-      const lease = new Lease(this, tracked, span, caller, caller.parent?.traceId, stack, pendingAhead);
+      const lease = new Lease(this, tracked, span, caller, caller.parent?.traceId, stack, requestedAt, pendingAhead);
       this.registry.markBusy(tracked);
       tracked.waitingLeases.append(lease);
       this.stalls.watch();
@@ -192,7 +196,7 @@ export class LeaseCore implements LeaseHost<Lease> {
 
   startQueuedSpan(lease: Lease): Span {
     try {
-      const span = startCheckoutSpan(this.options.tracer(), lease.pool, lease.callerContext, lease.requestedAt);
+      const span = startCheckoutSpan(this.options.tracer(), lease.pool, lease.callerContext, this.clock.toSpanTime(lease.requestedAt));
       if (span.isRecording()) {
         if (lease.stack !== undefined) span.setAttributes(lease.stack.attributes);
         if (lease.pendingAtRequest !== undefined) span.setAttribute(ATTR_POOL_PENDING_AT_REQUEST, lease.pendingAtRequest);
@@ -340,6 +344,6 @@ export class LeaseCore implements LeaseHost<Lease> {
 
 
 /** A checkout span, child of the caller's context, with the pool's attributes for the sampler. */
-function startCheckoutSpan(tracer: Tracer, pool: LeasePool, callerContext: Context, startTime?: number): Span {
+function startCheckoutSpan(tracer: Tracer, pool: LeasePool, callerContext: Context, startTime: HrTime): Span {
   return tracer.startSpan(pool.spanName, { kind: SpanKind.INTERNAL, attributes: pool.attributes, startTime }, callerContext);
 }

@@ -4,6 +4,7 @@ import type { CallerContext } from './caller-context';
 import type { PoolMetrics } from '../signals/metrics';
 import type { FailedCheckout } from './failure-queue';
 import type { InvalidReleaseReason } from './invalid-release';
+import type { SpanClock } from './span-clock';
 
 /**
  * What a lease needs from the core that created it; `L` is the lease type (generic so that this
@@ -11,6 +12,8 @@ import type { InvalidReleaseReason } from './invalid-release';
  */
 export interface LeaseHost<L> {
   readonly metrics: PoolMetrics;
+  /** Every time put on a checkout span goes through it (see {@link SpanClock}). */
+  readonly clock: SpanClock;
   /** The pool granted the lease a connection: it is now a holder, watched for leaks. */
   leaseGranted(lease: L): void;
   /** The lease is being checked in at `now`: reported first if it crossed the leak threshold unreported. */

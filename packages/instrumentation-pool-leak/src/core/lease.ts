@@ -1,4 +1,4 @@
-import { SpanStatusCode, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
+import { SpanStatusCode, trace, type Attributes, type Context, type Span, type TimeInput } from '@opentelemetry/api';
 import { classifyCheckin, misplacedCheckinEvent } from './checkin-context';
 import { foreignTraceAt, foreignUseAttributes, linkActiveSpanTo } from './foreign-use';
 import { invalidReleaseAttributes, type InvalidReleaseReason } from './invalid-release';
@@ -36,7 +36,6 @@ const NO_STATEMENTS = new StatementActivity();
  */
 export class Lease extends LeaseLifecycle {
   /** `performance.now()` at the request: the checkout span starts here. */
-  readonly requestedAt = performance.now();
   /** `performance.now()` at the grant; 0 before. */
   grantedAt = 0;
   /** The last foreign trace reported, so a burst of statements from it is one event. */
@@ -66,6 +65,8 @@ export class Lease extends LeaseLifecycle {
     readonly ownerTraceId: string | undefined,
     /** The checkout's stack; a non-recording checkout's is read when first asked for (see {@link Lease.stack}). */
     private heldStack: HeldStack,
+    /** `performance.now()` when the checkout was requested; the span starts then. */
+    readonly requestedAt: number,
     /** Requests queued ahead of this one when it had to queue (`pool.pending_at_request`). */
     readonly pendingAtRequest?: number,
   ) {
@@ -138,12 +139,12 @@ export class Lease extends LeaseLifecycle {
     if (!this.isHeld) return;
     if (this.takeGrantRecording()) {
       this.span.setAttribute(ATTR_POOL_WAIT_MS, this.grantedAt - this.requestedAt);
-      this.span.addEvent(EVENT_POOL_ACQUIRED, this.grantedAt);
+      this.span.addEvent(EVENT_POOL_ACQUIRED, this.spanTime(this.grantedAt));
     }
     const leakEvent = this.leakEvent;
     if (leakEvent !== undefined) {
       this.leakEvent = undefined;
-      this.span.addEvent(EVENT_POOL_LEAK_SUSPECTED, leakEvent.attributes, leakEvent.time);
+      this.span.addEvent(EVENT_POOL_LEAK_SUSPECTED, leakEvent.attributes, this.spanTime(leakEvent.time));
     }
   }
 
@@ -163,14 +164,15 @@ export class Lease extends LeaseLifecycle {
         this.markDestroyed();
         this.span.setAttribute(ATTR_POOL_CHECKIN_DESTROYED, true);
       }
+      const checkedInAt = this.spanTime(now);
       const misplaced = classifyCheckin(this.ownerTraceId);
       if (misplaced !== undefined) {
         const event = misplacedCheckinEvent(misplaced, this.host.captureCheckinStack(boundary)?.text);
-        this.span.addEvent(event.name, event.attributes, now);
+        this.span.addEvent(event.name, event.attributes, checkedInAt);
       }
-      if (this.leakSuspected) this.span.addEvent(EVENT_POOL_LEAK_RETURNED, { [ATTR_POOL_HELD_MS]: heldMs }, now);
+      if (this.leakSuspected) this.span.addEvent(EVENT_POOL_LEAK_RETURNED, { [ATTR_POOL_HELD_MS]: heldMs }, checkedInAt);
       this.host.metrics.recordUse(this.pool, heldMs / MS_PER_SECOND);
-      this.span.end(now);
+      this.span.end(checkedInAt);
     } catch (error) {
       this.host.reportError('checkin', error);
     }
@@ -217,7 +219,7 @@ export class Lease extends LeaseLifecycle {
       const stack = this.host.captureCheckinStack(boundary);
       if (this.span.isRecording()) {
         this.writeDeferredEvents();
-        this.span.addEvent(EVENT_POOL_RELEASE_INVALID, invalidReleaseAttributes(reason, stack), performance.now());
+        this.span.addEvent(EVENT_POOL_RELEASE_INVALID, invalidReleaseAttributes(reason, stack), this.spanTime(performance.now()));
       } else {
         this.host.reportInvalidRelease(this, reason, stack);
       }
@@ -300,7 +302,7 @@ export class Lease extends LeaseLifecycle {
       this.lastForeignTraceId = foreign.traceId;
       const attributes = foreignUseAttributes(foreign, this.host.captureCheckinStack(boundary));
       this.writeDeferredEvents();
-      this.span.addEvent(EVENT_POOL_USE_FOREIGN_CONTEXT, attributes, performance.now());
+      this.span.addEvent(EVENT_POOL_USE_FOREIGN_CONTEXT, attributes, this.spanTime(performance.now()));
       linkActiveSpanTo(this.span.spanContext());
       this.host.metrics.recordForeignUse(this.pool, this.stack);
     } catch (error) {
@@ -324,11 +326,16 @@ export class Lease extends LeaseLifecycle {
         this.span.setAttribute(ATTR_POOL_HELD_MS, now - this.grantedAt);
       }
       this.span.setStatus({ code: SpanStatusCode.ERROR, message: reason });
-      this.span.end(now);
+      this.span.end(this.spanTime(now));
     } catch (error) {
       this.host.reportError('endAtShutdown', error);
     }
     this.finish();
+  }
+
+  /** A lease time for the span, on the core's one clock; a span that does not record is not worth the conversion. */
+  private spanTime(monotonicMs: number): TimeInput {
+    return this.span.isRecording() ? this.host.clock.toSpanTime(monotonicMs) : monotonicMs;
   }
 
   /** Runs `fn` in the caller's context: pools that queue waiters lose it otherwise. */

@@ -1,4 +1,5 @@
 import { SpanKind, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
+import type { SpanClock } from './span-clock';
 import type { PoolMetrics } from '../signals/metrics';
 import { EVENT_POOL_WAIT_STALLED } from '../signals/semconv';
 import type { Lease, LeasePool } from './lease';
@@ -9,6 +10,7 @@ import { NO_WAIT_WATCH, WaitStallSweeper, type WaitStallSweeperOptions, type Wai
 /** What the stall reports need from the lease core. */
 export interface WaitStallHost {
   readonly metrics: PoolMetrics;
+  readonly clock: SpanClock;
   reportError(where: string, error: unknown): void;
 }
 
@@ -92,7 +94,7 @@ export class WaitStalls {
     const event = this.events.get(lease);
     if (event === undefined) return;
     this.events.delete(lease);
-    span.addEvent(EVENT_POOL_WAIT_STALLED, event.attributes, event.time);
+    span.addEvent(EVENT_POOL_WAIT_STALLED, event.attributes, this.host.clock.toSpanTime(event.time));
   }
 
   /**
@@ -131,7 +133,7 @@ export class WaitStalls {
     stallSpan.end();
     // A checkout that did not queue started its span at the request (LeaseCore.checkout): the
     // event goes on it now. A queued one starts its span later; the event waits for it.
-    if (lease.pendingAtRequest === undefined) lease.span.addEvent(EVENT_POOL_WAIT_STALLED, attributes, starvation.at);
+    if (lease.pendingAtRequest === undefined) lease.span.addEvent(EVENT_POOL_WAIT_STALLED, attributes, this.host.clock.toSpanTime(starvation.at));
     else this.events.set(lease, { attributes, time: starvation.at });
   }
 }
