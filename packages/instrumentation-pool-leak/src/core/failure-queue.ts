@@ -1,7 +1,7 @@
 import { SpanStatusCode, type Attributes, type Span, type TimeInput } from '@opentelemetry/api';
-import type { SpanClock } from './span-clock';
 import { ATTR_ERROR_TYPE, ATTR_EXCEPTION_MESSAGE, ATTR_EXCEPTION_TYPE } from '@opentelemetry/semantic-conventions';
 import { EVENT_POOL_EXHAUSTED } from '../signals/semconv';
+import type { SpanClock } from './span-clock';
 
 /** Failed checkouts whose spans are finished in the turn they fail; the rest wait for the next turns. */
 const FINISHED_AT_ONCE_PER_TURN = 32;

@@ -41,9 +41,9 @@ export class LeaseCore implements LeaseHost<Lease> {
     beforeShutdown: () => this.endOpenLeases(),
     beforeForceFlush: () => this.failures.flush(),
   });
-  /** Spans of failed checkouts, finished within a budget per turn when a pool fails many at once. */
   /** Every time put on a checkout span goes through it (see {@link SpanClock}). */
   readonly clock = new SpanClock();
+  /** Spans of failed checkouts, finished within a budget per turn when a pool fails many at once. */
   private readonly failures = new FailureQueue(this.clock, (where, error) => this.reportError(where, error));
   private readonly errors: ErrorReports;
   private settings: LeaseCoreSettings;

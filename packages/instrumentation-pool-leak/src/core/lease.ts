@@ -35,7 +35,6 @@ const NO_STATEMENTS = new StatementActivity();
  * Adapters call these methods at the library's acquire and release points; none of them throws.
  */
 export class Lease extends LeaseLifecycle {
-  /** `performance.now()` at the request: the checkout span starts here. */
   /** `performance.now()` at the grant; 0 before. */
   grantedAt = 0;
   /** The last foreign trace reported, so a burst of statements from it is one event. */
