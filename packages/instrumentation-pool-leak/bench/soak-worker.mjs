@@ -30,6 +30,7 @@ const SCENARIOS = {
   openLeasesFifo: (tracing) => openLeases(tracing, true),
   expiry,
   storm,
+  waiters,
   pgStorm,
   churn,
   callSites,
@@ -350,6 +351,37 @@ async function storm(tracing) {
   await pool.drain();
   await pool.clear();
   return results;
+}
+
+/**
+ * 20 000 checkouts waiting on a generic-pool whose 2 resources are held, with generic-pool's
+ * default (no acquire timeout): the heap after GC per waiting checkout, then every waiter is
+ * served in turn. What a storm holds while it waits, before any of it fails.
+ */
+async function waiters(tracing) {
+  tracing.instrument({}, () => {
+    const { GenericPoolInstrumentation } = require('@opentelemetry/instrumentation-generic-pool');
+    return new GenericPoolInstrumentation();
+  });
+  const pool = inMemoryPool({ max: 2 });
+  const held = [await pool.acquire(), await pool.acquire()];
+  const before = heapAfterGc();
+  const waiting = [];
+  for (let index = 0; index < STORM_WAITERS; index++) {
+    waiting.push(pool.acquire());
+    if (index % 500 === 499) await tick();
+  }
+  await tick();
+  const bytesPerWaiter = (heapAfterGc() - before) / STORM_WAITERS;
+  for (const resource of held) await pool.release(resource);
+  let served = 0;
+  for (const granted of waiting) {
+    await pool.release(await granted);
+    served++;
+  }
+  await pool.drain();
+  await pool.clear();
+  return { waiters: STORM_WAITERS, bytesPerWaiter, served };
 }
 
 /**

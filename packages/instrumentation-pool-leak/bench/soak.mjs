@@ -3,7 +3,8 @@
 // 1 M checkout cycles, 100 000 open leases (plain, instrumented, and plain with one open SDK span
 // per checkout), a 100 000-lease mass expiry (three runs), 20 000-waiter generic-pool and 5 000-
 // waiter pg-pool timeout storms (four per process, the first cold: plain once, then three
-// alternating pairs of pool-leak and the contrib instrumentation), 1 000 pg pool create/end rounds
+// alternating pairs of pool-leak and the contrib instrumentation), 20 000 checkouts waiting
+// (plain, pool-leak, contrib: heap per waiter), 1 000 pg pool create/end rounds
 // with waiters (after 200 warm-up rounds, plain and instrumented alike), 2 000 distinct call
 // sites (plain and instrumented). Each scenario runs in its own process per mode (patching is
 // process-wide). Run it with `npm run soak` at the repository root (that builds the packages
@@ -47,6 +48,9 @@ async function main() {
     const stormPlain = await run('storm', 'plain');
     const stormRuns = await stormPairs(run, 'storm');
     const stormInstrumented = medianBy(stormRuns.map((pair) => pair.ours), (result) => result.warmMs);
+    const waitersPlain = await run('waiters', 'plain');
+    const waitersInstrumented = await run('waiters', 'instrumented');
+    const waitersContrib = await run('waiters', 'contrib');
     const pgStormPlain = await run('pgStorm', 'plain');
     const pgStormRuns = await stormPairs(run, 'pgStorm');
     const churnPlain = await run('churn', 'plain');
@@ -114,6 +118,14 @@ async function main() {
         // The pool's own timer tick blocks the plain run too; what counts is what we add to it.
         '≤ plain + 20 ms',
         stormInstrumented.maxDelayMs <= stormPlain.maxDelayMs + 20,
+      ],
+      [
+        // No target of its own: it shows what a queued checkout holds while it waits (no SDK span
+        // yet, see the storm rows), against contrib's span per waiter.
+        `${thousands(waitersInstrumented.waiters)} checkouts waiting (generic-pool, no timeout): heap per waiter beyond plain`,
+        `${Math.round(waitersInstrumented.bytesPerWaiter - waitersPlain.bytesPerWaiter)} B (contrib instrumentation-generic-pool ${Math.round(waitersContrib.bytesPerWaiter - waitersPlain.bytesPerWaiter)} B; plain ${Math.round(waitersPlain.bytesPerWaiter)} B per waiter)`,
+        '—',
+        [waitersPlain, waitersInstrumented, waitersContrib].every((result) => result.served === result.waiters) ? undefined : false,
       ],
       stormRow('storm: pool-leak / contrib instrumentation-generic-pool', stormRuns, stormPlain),
       stormRow('pg storm: pool-leak / contrib instrumentation-pg', pgStormRuns, pgStormPlain),
