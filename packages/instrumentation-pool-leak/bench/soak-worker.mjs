@@ -335,15 +335,18 @@ async function expiry(tracing) {
   return { maxDelayMs: monitor.max / 1e6, reported, reportedBeforeWindow, elapsedMs: performance.now() - started, thresholdMs };
 }
 
+/** The contrib instrumentation of generic-pool, for mode contrib. */
+function genericPoolContrib() {
+  const { GenericPoolInstrumentation } = require('@opentelemetry/instrumentation-generic-pool');
+  return new GenericPoolInstrumentation();
+}
+
 /**
  * 20 000 waiters timing out (acquireTimeoutMillis) on a generic-pool whose 2 resources are held,
  * `STORM_ROUNDS` times.
  */
 async function storm(tracing) {
-  tracing.instrument({}, () => {
-    const { GenericPoolInstrumentation } = require('@opentelemetry/instrumentation-generic-pool');
-    return new GenericPoolInstrumentation();
-  });
+  tracing.instrument({}, genericPoolContrib);
   const pool = inMemoryPool({ max: 2, acquireTimeoutMillis: STORM_TIMEOUT_MS });
   const held = [await pool.acquire(), await pool.acquire()];
   const results = await storms(tracing, STORM_WAITERS, () => pool.acquire());
@@ -359,10 +362,7 @@ async function storm(tracing) {
  * served in turn. What a storm holds while it waits, before any of it fails.
  */
 async function waiters(tracing) {
-  tracing.instrument({}, () => {
-    const { GenericPoolInstrumentation } = require('@opentelemetry/instrumentation-generic-pool');
-    return new GenericPoolInstrumentation();
-  });
+  tracing.instrument({}, genericPoolContrib);
   const pool = inMemoryPool({ max: 2 });
   const held = [await pool.acquire(), await pool.acquire()];
   const before = heapAfterGc();

@@ -176,7 +176,7 @@ async function stormPairs(run, scenario) {
  * main thread's CPU time, and the plain pool's storm.
  */
 function stormRow(name, pairs, plain) {
-  const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+  const median = (values) => medianBy(values, (value) => value);
   const ratios = (key) => pairs.map((pair) => pair.ours[key] / pair.contrib[key]);
   const ratio = median(ratios('warmMs'));
   const allEnded = (result) => result.spans === result.failed && result.failed === result.waiters * result.roundsMs.length;
@@ -194,7 +194,7 @@ function stormRow(name, pairs, plain) {
   ];
 }
 
-/** The result whose `key` is the median of `results` (an odd number of them). */
+/** The result whose `key` is the median of `results` (an odd number of them; the upper one of an even number). */
 function medianBy(results, key) {
   return [...results].sort((a, b) => key(a) - key(b))[Math.floor(results.length / 2)];
 }

@@ -158,8 +158,7 @@ describe('a pool whose probe throws', () => {
   });
 });
 
-/** Counts calls of a method on a prototype until restored. */
-/** Counts calls of a method, and the distinct whole milliseconds passed as its first argument. */
+/** Counts calls of a method on a prototype until restored, and the distinct whole milliseconds passed as its first argument. */
 function countMethodCalls(prototype: object, name: string): { count: number; readonly milliseconds: Set<number>; restore(): void } {
   const original = Reflect.get(prototype, name) as (...args: unknown[]) => unknown;
   const counter = {
