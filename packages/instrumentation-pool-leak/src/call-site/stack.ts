@@ -95,12 +95,20 @@ export interface StackCaptureOptions {
  */
 export const FIRST_WINDOW_FRAMES = CALL_PATH_FRAMES;
 /**
- * The second window: room for an ORM's or query builder's own frames above the pool (more than 8
- * under TypeORM, Prisma 7 and MikroORM, issue #10) and the application frames after them; longer
- * library paths widen again.
+ * The window a first window grows to when it already reached the application but ends on an
+ * application frame with the call path short: the one library frame of an entry point such as
+ * pg-pool's `pool.query` (it checks out through the patched `connect`) and the call path past it.
+ * Without this step such a path took 16 frames, and since an unread capture takes the most frames
+ * its pool function ever needed, every unsampled checkout of that pool paid for 16.
  */
-const SECOND_WINDOW_FRAMES = 16;
-/** Each later window is this many times the previous one (16 → 64, capped at maxFrames). */
+const NEAR_WINDOW_FRAMES = 6;
+/**
+ * The window for a path through library code: room for an ORM's or query builder's own frames
+ * above the pool (more than 8 under TypeORM, Prisma 7 and MikroORM, issue #10) and the
+ * application frames after them; longer library paths widen again.
+ */
+const LIBRARY_WINDOW_FRAMES = 16;
+/** Each window past {@link LIBRARY_WINDOW_FRAMES} is this many times the previous one (16 → 64, capped at maxFrames). */
 const WIDEN_FACTOR = 4;
 const DEFAULT_MAX_CHARS = 8192;
 const DEFAULT_CACHE_SIZE = 256;
@@ -113,7 +121,8 @@ type Window = string | typeof WIDER | undefined;
  * Exact stacks at a cost that grows only with the frames needed.
  *
  * The windows rule: a checkout keeps the first window of frames ({@link FIRST_WINDOW_FRAMES});
- * the window grows (to {@link SECOND_WINDOW_FRAMES}, then {@link WIDEN_FACTOR} times, up to
+ * the window grows (to {@link NEAR_WINDOW_FRAMES} when it reached the application, else or then to
+ * {@link LIBRARY_WINDOW_FRAMES}, then {@link WIDEN_FACTOR} times, up to
  * `maxFrames`) while it is full and either holds no application frame (a call through library
  * code: an ORM, a query builder), or holds fewer than {@link CALL_PATH_FRAMES} and ends on an
  * application frame (the call path may go on just past it). `fullStacks` keeps `maxFrames`.
@@ -189,7 +198,7 @@ export function createStackCapture(options: StackCaptureOptions): StackCapture {
         needed = window;
         return window;
       }
-      window = Math.min(maxFrames, Math.max(SECOND_WINDOW_FRAMES, window * WIDEN_FACTOR));
+      window = Math.min(maxFrames, nextWindow(window, applicationFrames > 0));
       if (window > limit && count >= limit) {
         needed = window;
         return WIDER;
@@ -364,6 +373,16 @@ export function createStackCapture(options: StackCaptureOptions): StackCapture {
       }
     },
   };
+}
+
+/**
+ * The window after `window`, before the frame cap. A window without any application frame is a
+ * library path: it goes straight to {@link LIBRARY_WINDOW_FRAMES}, so an unread capture found too
+ * narrow (it cannot tell how many frames the path needs) learns a window that reaches past it.
+ */
+function nextWindow(window: number, holdsApplication: boolean): number {
+  if (holdsApplication && window < NEAR_WINDOW_FRAMES) return NEAR_WINDOW_FRAMES;
+  return window < LIBRARY_WINDOW_FRAMES ? LIBRARY_WINDOW_FRAMES : window * WIDEN_FACTOR;
 }
 
 /** What a structured capture's prepare function answered, as a window. */

@@ -308,6 +308,26 @@ describe('createStackCapture', () => {
     it.each([
       { mode: 'text mode', run: <T>(fn: () => T): T => fn() },
       { mode: 'structured mode', run: withoutStackFormatter },
+    ])('$mode: one library frame under a deep application stack (pool.query) widens to 6 frames, not 16', ({ run }) => {
+      const capture = createStackCapture({ maxFrames: 50, ownDirs: [OWN] });
+      function acquireEntry() {
+        return capture.capture(acquireEntry);
+      }
+      function nested<T>(depth: number, fn: () => T): T {
+        return depth === 0 ? fn() : nested(depth - 1, fn);
+      }
+      // oneCall (library) ← the arrow (app) ← nested (app): the first window ends on an application frame.
+      const captured = run(() => nested(20, () => library.oneCall(acquireEntry)))!;
+      const lines = captured.text.split('\n');
+      expect(lines).toHaveLength(6);
+      expect(lines[0]).toContain(`${sep}node_modules${sep}fake-pool-lib`);
+      expect(captured.callPath!.split(' ← ')).toHaveLength(3);
+      expect(lines.slice(1).every((line) => line.includes('stack.test.ts'))).toBe(true);
+    });
+
+    it.each([
+      { mode: 'text mode', run: <T>(fn: () => T): T => fn() },
+      { mode: 'structured mode', run: withoutStackFormatter },
     ])('$mode: a window ending on an application frame is widened, the call path may go on past it', ({ run }) => {
       const capture = createStackCapture({ maxFrames: 50, ownDirs: [OWN] });
       function acquireEntry() {
