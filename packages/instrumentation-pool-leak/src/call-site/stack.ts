@@ -62,6 +62,12 @@ export interface StackCapture {
   captureDeferred(boundary: Function): HeldStack;
 }
 
+/** A {@link StackCapture} that learns, per boundary, how many frames its unread captures take. */
+export interface LearningStackCapture extends StackCapture {
+  /** Frames an unread capture at `boundary` asks V8 for, once learned (tests and diagnostics). */
+  unreadFramesAt(boundary: Function): number | undefined;
+}
+
 /** Used when stacks are off (`stackFrames: 0`): captures nothing, costs a call. */
 export const NO_STACK_CAPTURE: StackCapture = { capture: () => undefined, captureDeferred: () => undefined };
 
@@ -145,7 +151,7 @@ type Window = string | typeof WIDER | undefined;
  *   own `Error.prepareStackTrace` (source-map-support, test runners): the formatted `.stack` is
  *   read, parsed, and is itself the key, so frames name the application's sources.
  */
-export function createStackCapture(options: StackCaptureOptions): StackCapture {
+export function createStackCapture(options: StackCaptureOptions): LearningStackCapture {
   const maxFrames = Math.max(1, options.maxFrames);
   const firstWindow = options.fullStacks === true ? maxFrames : Math.min(maxFrames, Math.max(1, options.firstWindow ?? FIRST_WINDOW_FRAMES));
   const maxChars = options.maxChars ?? DEFAULT_MAX_CHARS;
@@ -165,8 +171,10 @@ export function createStackCapture(options: StackCaptureOptions): StackCapture {
   /** Frames the rule needed at each boundary last time: how many to ask V8 for first. */
   const limitHints = new WeakMap<Function, number>();
   /**
-   * The most frames the rule has needed at each boundary: how many an unread capture takes there
-   * (see `captureDeferred`). Only grows, up to `maxFrames`.
+   * The most frames the rule has needed at each boundary to reach an application frame: how many
+   * an unread capture takes there (see `captureDeferred`). Only grows, up to `maxFrames`. A path
+   * with no application frame in reach (see `keptApplication`) does not count: one such caller of
+   * a pool function shared by the whole process would make every unsampled checkout pay its size.
    */
   const unreadLimits = new WeakMap<Function, number>();
   /** Unread captures since the last one that was read at once to learn `unreadLimits`. */
@@ -179,6 +187,12 @@ export function createStackCapture(options: StackCaptureOptions): StackCapture {
   let needed = firstWindow;
   /** The kept frames behind the key prepareStructured returned; formatted only on a cache miss. */
   let keptSites: NodeJS.CallSite[] = [];
+  /**
+   * Whether the window the rule kept holds an application frame. One that holds none ran out of
+   * stack or of `maxFrames` first (a library's own timer or middleware chain calling the pool):
+   * more frames would not have found a call site, so its size is not learned for unread captures.
+   */
+  let keptApplication = true;
 
   /** Frames the windows rule keeps of `count` captured ones, or WIDER (with `needed` set). */
   const keep = (count: number, isApplication: (index: number) => boolean): number | typeof WIDER => {
@@ -186,7 +200,10 @@ export function createStackCapture(options: StackCaptureOptions): StackCapture {
     for (;;) {
       if (count < window || window >= maxFrames) {
         needed = window;
-        return Math.min(count, window);
+        const kept = Math.min(count, window);
+        keptApplication = false;
+        for (let index = 0; index < kept && !keptApplication; index += 1) keptApplication = isApplication(index);
+        return kept;
       }
       let applicationFrames = 0;
       let lastIsApplication = false;
@@ -196,6 +213,7 @@ export function createStackCapture(options: StackCaptureOptions): StackCapture {
       }
       if (!mustWiden(applicationFrames, lastIsApplication)) {
         needed = window;
+        keptApplication = true;
         return window;
       }
       window = Math.min(maxFrames, nextWindow(window, applicationFrames > 0));
@@ -288,7 +306,7 @@ export function createStackCapture(options: StackCaptureOptions): StackCapture {
       limit = needed;
     }
     if (needed !== limitHints.get(boundary)) limitHints.set(boundary, needed);
-    learnUnreadLimit(boundary, needed);
+    if (keptApplication) learnUnreadLimit(boundary, needed);
     return captured;
   };
 
@@ -345,6 +363,7 @@ export function createStackCapture(options: StackCaptureOptions): StackCapture {
   };
 
   return {
+    unreadFramesAt: (boundary) => unreadLimits.get(boundary),
     capture(boundary) {
       const structured = formatsNatively(Error.prepareStackTrace) && process.sourceMapsEnabled !== true;
       try {

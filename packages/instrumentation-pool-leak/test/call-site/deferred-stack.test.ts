@@ -83,8 +83,13 @@ describe('captureDeferred', () => {
   });
 });
 
-/** A dependency of the application: 12 frames of its own between the caller and `take`. */
-function writeLibraryPath(): { callThrough<T>(take: () => T): T } {
+/**
+ * A dependency of the application: 12 frames of its own between the caller and `take`
+ * (`callThrough`), one (`callOnce`, like pg-pool's `pool.query`), or the same 12 on a later turn,
+ * from the library's own callback, with no application frame on the stack (`onItsOwn`, like a
+ * session store's or a job queue's timer).
+ */
+function writeLibraryPath(): { callThrough<T>(take: () => T): T; callOnce<T>(take: () => T): T; onItsOwn<T>(take: () => T): Promise<T> } {
   const dir = join(mkdtempSync(join(tmpdir(), 'pool-leak-unread-')), 'node_modules', 'orm-path');
   mkdirSync(dir, { recursive: true });
   writeFileSync(
@@ -92,6 +97,8 @@ function writeLibraryPath(): { callThrough<T>(take: () => T): T } {
     `'use strict';
 function frame(depth, take) { return depth === 1 ? take() : frame(depth - 1, take); }
 exports.callThrough = function callThrough(take) { return frame(11, take); };
+exports.callOnce = function callOnce(take) { return take(); };
+exports.onItsOwn = function onItsOwn(take) { return new Promise((resolve) => setImmediate(function tick() { resolve(frame(11, take)); })); };
 `,
   );
   return createRequire(import.meta.url)(join(dir, 'index.js'));
@@ -160,6 +167,48 @@ describe('unread captures (frames captured, formatted only when resolved)', () =
       // Enough unsampled checkouts through the library for one probe; none of them is resolved.
       for (let index = 0; index < 40; index++) probedThroughLibrary();
       expect(resolveStack(probedThroughLibrary())?.callSite?.functionName).toBe('probedThroughLibrary');
+    } finally {
+      restore();
+    }
+  });
+});
+
+describe('how many frames unread captures take at a boundary (learned from the captures read at once)', () => {
+  it('a caller through one library frame teaches 6, a path through 12 teaches 16', () => {
+    const learning = createStackCapture({ maxFrames: 50, ownDirs: ['/nonexistent'] });
+    const library = writeLibraryPath();
+    function poolFunction(): CapturedStack | undefined {
+      return learning.capture(poolFunction);
+    }
+    const restore = withNativeFormatting();
+    try {
+      const service = () => library.callOnce(poolFunction);
+      const controller = () => service();
+      expect(controller()?.callSite?.functionName).toBe('service');
+      expect(learning.unreadFramesAt(poolFunction)).toBe(6);
+      library.callThrough(poolFunction);
+      expect(learning.unreadFramesAt(poolFunction)).toBe(16);
+    } finally {
+      restore();
+    }
+  });
+
+  it("a caller with no application frame on its whole stack (a library's own timer) does not widen them", async () => {
+    const learning = createStackCapture({ maxFrames: 50, ownDirs: ['/nonexistent'] });
+    const library = writeLibraryPath();
+    function poolFunction(): CapturedStack | undefined {
+      return learning.capture(poolFunction);
+    }
+    const restore = withNativeFormatting();
+    try {
+      const direct = () => poolFunction();
+      expect(direct()?.callSite?.functionName).toBe('direct');
+      expect(learning.unreadFramesAt(poolFunction)).toBe(3);
+      const fromTimer = await library.onItsOwn(poolFunction);
+      // Every frame the library's timer ran through, and no call site: there is none to find.
+      expect(fromTimer?.callSite).toBeUndefined();
+      expect(fromTimer?.text).toContain('orm-path');
+      expect(learning.unreadFramesAt(poolFunction)).toBe(3);
     } finally {
       restore();
     }
