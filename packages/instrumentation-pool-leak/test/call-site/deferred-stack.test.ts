@@ -174,44 +174,36 @@ describe('unread captures (frames captured, formatted only when resolved)', () =
 });
 
 describe('how many frames unread captures take at a boundary (learned from the captures read at once)', () => {
-  it('a caller through one library frame teaches 6, a path through 12 teaches 16', () => {
+  /** A fresh capture, a pool function it takes stacks at, and the library; Node's own formatting for the test. */
+  function learningAtOnePoolFunction() {
     const learning = createStackCapture({ maxFrames: 50, ownDirs: ['/nonexistent'] });
-    const library = writeLibraryPath();
     function poolFunction(): CapturedStack | undefined {
       return learning.capture(poolFunction);
     }
-    const restore = withNativeFormatting();
-    try {
-      const service = () => library.callOnce(poolFunction);
-      const controller = () => service();
-      expect(controller()?.callSite?.functionName).toBe('service');
-      expect(learning.unreadFramesAt(poolFunction)).toBe(6);
-      library.callThrough(poolFunction);
-      expect(learning.unreadFramesAt(poolFunction)).toBe(16);
-    } finally {
-      restore();
-    }
+    onTestFinished(withNativeFormatting());
+    return { learning, poolFunction, library: writeLibraryPath() };
+  }
+
+  it('a caller through one library frame teaches 6, a path through 12 teaches 16', () => {
+    const { learning, poolFunction, library } = learningAtOnePoolFunction();
+    const service = () => library.callOnce(poolFunction);
+    const controller = () => service();
+    expect(controller()?.callSite?.functionName).toBe('service');
+    expect(learning.unreadFramesAt(poolFunction)).toBe(6);
+    library.callThrough(poolFunction);
+    expect(learning.unreadFramesAt(poolFunction)).toBe(16);
   });
 
   it("a caller with no application frame on its whole stack (a library's own timer) does not widen them", async () => {
-    const learning = createStackCapture({ maxFrames: 50, ownDirs: ['/nonexistent'] });
-    const library = writeLibraryPath();
-    function poolFunction(): CapturedStack | undefined {
-      return learning.capture(poolFunction);
-    }
-    const restore = withNativeFormatting();
-    try {
-      const direct = () => poolFunction();
-      expect(direct()?.callSite?.functionName).toBe('direct');
-      expect(learning.unreadFramesAt(poolFunction)).toBe(3);
-      const fromTimer = await library.onItsOwn(poolFunction);
-      // Every frame the library's timer ran through, and no call site: there is none to find.
-      expect(fromTimer?.callSite).toBeUndefined();
-      expect(fromTimer?.text).toContain('orm-path');
-      expect(learning.unreadFramesAt(poolFunction)).toBe(3);
-    } finally {
-      restore();
-    }
+    const { learning, poolFunction, library } = learningAtOnePoolFunction();
+    const direct = () => poolFunction();
+    expect(direct()?.callSite?.functionName).toBe('direct');
+    expect(learning.unreadFramesAt(poolFunction)).toBe(3);
+    const fromTimer = await library.onItsOwn(poolFunction);
+    // Every frame the library's timer ran through, and no call site: there is none to find.
+    expect(fromTimer?.callSite).toBeUndefined();
+    expect(fromTimer?.text).toContain('orm-path');
+    expect(learning.unreadFramesAt(poolFunction)).toBe(3);
   });
 });
 

@@ -7,6 +7,11 @@ import { buildCapturedStack, createStackCapture, FIRST_WINDOW_FRAMES, isApplicat
 import { withoutStackFormatter } from '../support/call-path-app';
 
 const OWN = `${sep}opt${sep}app${sep}node_modules${sep}opentelemetry-instrumentation-pool-leak${sep}build${sep}src${sep}`;
+/** The two ways a capture reads frames: parsing the formatted text, or V8's frame objects. */
+const READ_MODES = [
+  { mode: 'text mode', run: <T>(fn: () => T): T => fn() },
+  { mode: 'structured mode', run: withoutStackFormatter },
+];
 
 describe('parseFrame', () => {
   it.each([
@@ -194,10 +199,7 @@ describe('createStackCapture', () => {
     }
   });
 
-  describe.each([
-    { mode: 'text mode', run: <T>(fn: () => T): T => fn() },
-    { mode: 'structured mode', run: withoutStackFormatter },
-  ])('windows, $mode', ({ run }) => {
+  describe.each(READ_MODES)('windows, $mode', ({ run }) => {
     function atDepth<T>(depth: number, fn: () => T): T {
       return depth === 0 ? fn() : atDepth(depth - 1, fn);
     }
@@ -305,10 +307,7 @@ describe('createStackCapture', () => {
       expect(reports.text.split('\n')[0]).toContain(`${sep}node_modules${sep}fake-pool-lib`);
     });
 
-    it.each([
-      { mode: 'text mode', run: <T>(fn: () => T): T => fn() },
-      { mode: 'structured mode', run: withoutStackFormatter },
-    ])('$mode: one library frame under a deep application stack (pool.query) widens to 6 frames, not 16', ({ run }) => {
+    it.each(READ_MODES)('$mode: one library frame under a deep application stack (pool.query) widens to 6 frames, not 16', ({ run }) => {
       const capture = createStackCapture({ maxFrames: 50, ownDirs: [OWN] });
       function acquireEntry() {
         return capture.capture(acquireEntry);
@@ -325,10 +324,7 @@ describe('createStackCapture', () => {
       expect(lines.slice(1).every((line) => line.includes('stack.test.ts'))).toBe(true);
     });
 
-    it.each([
-      { mode: 'text mode', run: <T>(fn: () => T): T => fn() },
-      { mode: 'structured mode', run: withoutStackFormatter },
-    ])('$mode: a window ending on an application frame is widened, the call path may go on past it', ({ run }) => {
+    it.each(READ_MODES)('$mode: a window ending on an application frame is widened, the call path may go on past it', ({ run }) => {
       const capture = createStackCapture({ maxFrames: 50, ownDirs: [OWN] });
       function acquireEntry() {
         return capture.capture(acquireEntry);
