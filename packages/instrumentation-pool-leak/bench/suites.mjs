@@ -88,7 +88,10 @@ export function floorCapture() {
 /**
  * An "ORM" of the bench's own: a module under a node_modules folder (written once into the
  * repository's .cache/), so V8 reports its frames as a dependency's. `acquireThrough(pool)` calls
- * `pool.acquire()` from LIBRARY_PATH_FRAMES frames of its own.
+ * `pool.acquire()` from LIBRARY_PATH_FRAMES frames of its own. `checkOutOnItsOwn(pool, method)`
+ * is a library's own background work (a session store's prune, a job queue's poll): on a later
+ * turn, from its own callback, it calls `pool[method]()` under as many frames of its own, with no
+ * application frame on the stack, and resolves to what the pool lent.
  */
 export function libraryPath() {
   const dir = fileURLToPath(new URL('../../../.cache/pool-leak-bench/node_modules/bench-orm-path/', import.meta.url));
@@ -102,6 +105,14 @@ function frame(depth, pool) {
 }
 exports.acquireThrough = function acquireThrough(pool) {
   return frame(${LIBRARY_PATH_FRAMES - 1}, pool);
+};
+function through(depth, take) {
+  return depth === 1 ? take() : through(depth - 1, take);
+}
+exports.checkOutOnItsOwn = function checkOutOnItsOwn(pool, method) {
+  return new Promise((resolve, reject) => setImmediate(function poll() {
+    through(${LIBRARY_PATH_FRAMES - 1}, function take() { return pool[method](); }).then(resolve, reject);
+  }));
 };
 `,
   );
