@@ -33,13 +33,12 @@ export async function runColumn(column, rows, connection) {
     'generic-pool library path': async () => pool.release(await library.acquireThrough(pool)),
     // Released straight away: the idle cycle, no statement.
     'pg idle': async () => (await pgPool.connect()).release(),
-    'pg idle after a library poll': async () => (await pgPool.connect()).release(),
   };
-  // Run once before a row's warm-up. A library polling the pool from its own callback, with no
-  // application frame on the stack, used to widen every later unsampled capture at pg-pool's
-  // `connect` to the frame cap: what it leaves behind lasts, so its row comes last.
+  // A row's `prelude`, run once before its warm-up. A library polling the pool from its own
+  // callback, with no application frame on the stack, used to widen every later unsampled capture
+  // at pg-pool's `connect` to the frame cap: what it leaves behind lasts, so its row comes last.
   const preludes = {
-    'pg idle after a library poll': async () => (await library.checkOutOnItsOwn(pgPool, 'connect')).release(),
+    'library poll': async () => (await library.checkOutOnItsOwn(pgPool, 'connect')).release(),
   };
   const request = tracing?.request ?? ((work) => work());
   const results = {};
@@ -49,7 +48,11 @@ export async function runColumn(column, rows, connection) {
       if (work === undefined) throw new Error(`row "${row.name}" has the unknown shape "${row.shape}"; known: ${Object.keys(shapes).join(', ')}`);
       if (row.pool === 'pg' && pgPool === undefined) pgPool = await openPgPool(kind, connection);
       const cycle = () => request(work);
-      await preludes[row.shape]?.();
+      if (row.prelude !== undefined) {
+        const prelude = preludes[row.prelude];
+        if (prelude === undefined) throw new Error(`row "${row.name}" has the unknown prelude "${row.prelude}"; known: ${Object.keys(preludes).join(', ')}`);
+        await prelude();
+      }
       for (let index = 0; index < row.cycles / 5; index++) await cycle();
       const exportedBefore = tracing?.exported() ?? 0;
       const started = process.hrtime.bigint();

@@ -30,7 +30,7 @@ const ROWS = [
   { name: 'pg-pool idle', pool: 'pg', shape: 'pg idle', cycles: PG_CYCLES, targets: DIRECT_TARGETS },
   // The same cycle once a library's own background checkout (no application frame) went through
   // `connect`: must stay the last row, as what that checkout taught the process would last.
-  { name: 'pg-pool idle, after a library poll', pool: 'pg', shape: 'pg idle after a library poll', cycles: PG_CYCLES, targets: DIRECT_TARGETS },
+  { name: 'pg-pool idle, after a library poll', pool: 'pg', shape: 'pg idle', prelude: 'library poll', cycles: PG_CYCLES, targets: DIRECT_TARGETS },
 ];
 // One column runs its rows in well under a minute; anything far beyond that is stuck.
 const WORKER_TIMEOUT_MS = 300_000;

@@ -100,15 +100,12 @@ export function libraryPath() {
   writeFileSync(
     file,
     `'use strict';
-function frame(depth, pool) {
-  return depth === 1 ? pool.acquire() : frame(depth - 1, pool);
-}
-exports.acquireThrough = function acquireThrough(pool) {
-  return frame(${LIBRARY_PATH_FRAMES - 1}, pool);
-};
 function through(depth, take) {
   return depth === 1 ? take() : through(depth - 1, take);
 }
+exports.acquireThrough = function acquireThrough(pool) {
+  return through(${LIBRARY_PATH_FRAMES - 2}, function acquire() { return pool.acquire(); });
+};
 exports.checkOutOnItsOwn = function checkOutOnItsOwn(pool, method) {
   return new Promise((resolve, reject) => setImmediate(function poll() {
     through(${LIBRARY_PATH_FRAMES - 1}, function take() { return pool[method](); }).then(resolve, reject);
