@@ -196,7 +196,10 @@ export class Lease extends LeaseLifecycle {
       }
       if (timeout) this.host.metrics.recordTimeout(this.pool, starved?.cause);
       // The holders and the error's `poolHolders` are decided now; the span may end a few turns later, at this time.
-      this.host.finishFailure({ checkout: this, error, failedAt, exhausted, poolError: timeout || exhausted !== undefined });
+      // A span started at the request is handed over itself: finish() below leaves the lease only
+      // its context, and a failure queued behind a burst would end that instead of the span.
+      const checkout = this.checkoutSpan === undefined ? this : { span: this.checkoutSpan };
+      this.host.finishFailure({ checkout, error, failedAt, exhausted, poolError: timeout || exhausted !== undefined });
     } catch (inner) {
       this.host.reportError('failed', inner);
     }
