@@ -16,6 +16,7 @@ const { LeakSweeper } = require('../build/src/core/leak-detector.js');
 const { LeaseCore } = require('../build/src/core/lease-core.js');
 const { LeaseQueue } = require('../build/src/core/lease-queue.js');
 const { createStackCapture } = require('../build/src/call-site/stack.js');
+const { readPrepared } = require('../build/src/call-site/v8-frames.js');
 const semconv = require('../build/src/signals/semconv.js');
 
 const TIME_MS = Number(process.env.POOL_LEAK_BENCH_CORE_MS ?? 400);
@@ -204,10 +205,24 @@ async function stackCapture() {
     [`${DEEP_CALLER_FRAMES}-deep caller`, (pool) => atDepth(DEEP_CALLER_FRAMES, () => pool.acquire())],
     [`${LIBRARY_PATH_FRAMES}-frame library path`, (pool) => library.acquireThrough(pool)],
   ];
+  // V8's part alone on the library path: as many frames as the windows rule takes there, read by
+  // prepare functions that only ask V8 for what any exact capture must (each frame's script, to
+  // find the application) or for every field the cache key reads (structured-frames.ts).
+  library.acquireThrough(capturing);
+  const libraryWindow = capture.unreadFramesAt(capturing.acquire);
+  const v8Alone = (prepare) => {
+    const pool = { acquire: () => readPrepared(pool.acquire, libraryWindow, prepare) };
+    return pool;
+  };
+  const v8Shapes = [
+    [`V8 alone, ${libraryWindow} frames: scripts`, v8Alone(readScripts)],
+    [`V8 alone, ${libraryWindow} frames: key fields`, v8Alone(readKeyFields)],
+  ];
   const best = new Map();
   for (let round = 0; round < 5; round++) {
     const bench = new Bench({ time: TIME_MS / 2, warmupTime: 50 });
     bench.add('floor', floorCapture);
+    for (const [name, pool] of v8Shapes) bench.add(name, () => library.acquireThrough(pool));
     // The harness's own cost per iteration, taken off the floor as the plain calls are taken off the captures.
     bench.add('empty', () => undefined);
     for (const [name, call] of shapes) {
@@ -224,7 +239,34 @@ async function stackCapture() {
     const net = best.get(`${name} / capture`) - best.get(`${name} / plain`);
     lines.push(`  ${name.padEnd(26)} ${net.toFixed(2).padStart(6)} µs = ${(net / floor).toFixed(2)}× floor`);
   }
+  const libraryPlain = best.get(`${LIBRARY_PATH_FRAMES}-frame library path / plain`);
+  lines.push(`  the ${LIBRARY_PATH_FRAMES}-frame library path's frames, V8's part alone (the least an exact capture of it costs):`);
+  for (const [name] of v8Shapes) {
+    const net = best.get(name) - libraryPlain;
+    lines.push(`    ${name.padEnd(34)} ${net.toFixed(2).padStart(6)} µs = ${(net / floor).toFixed(2)}× floor`);
+  }
   return lines;
+}
+
+/** Reads each frame's script, which telling application frames from the rest needs. */
+function readScripts(_error, sites) {
+  for (const site of sites) site.getScriptNameOrSourceURL();
+  return '';
+}
+
+/** Reads what the structured cache key reads of every frame (see structured-frames.ts). */
+function readKeyFields(_error, sites) {
+  for (const site of sites) {
+    site.getScriptNameOrSourceURL();
+    site.isAsync();
+    site.getPosition();
+    const functionName = site.getFunctionName();
+    if (!site.isConstructor() && !site.isToplevel()) {
+      site.getTypeName();
+      if (functionName === null) site.getMethodName();
+    }
+  }
+  return '';
 }
 
 /**
