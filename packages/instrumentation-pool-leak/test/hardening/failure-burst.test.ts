@@ -44,6 +44,8 @@ describe('checkouts that fail in one burst without queueing', () => {
       ),
     );
     expect(errors.map((error) => error?.code)).toEqual(Array(CHECKOUTS).fill('ECONNREFUSED'));
+    // The refusals came in one turn: past the first 32, their spans wait in the failure queue.
+    expect(core().queuedFailureCount).toBeGreaterThan(0);
     let turns = 0;
     while (core().queuedFailureCount > 0 && turns < 1000) {
       await nextTurn();
