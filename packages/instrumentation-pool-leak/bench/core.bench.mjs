@@ -191,7 +191,8 @@ async function statementCheck() {
  * load on the machine only adds to it.
  */
 async function stackCapture() {
-  const capture = createStackCapture({ maxFrames: 50, ownDirs: [fileURLToPath(new URL('../build/src/', import.meta.url))] });
+  const ownDirs = [fileURLToPath(new URL('../build/src/', import.meta.url))];
+  const capture = createStackCapture({ maxFrames: 50, ownDirs });
   const capturing = {
     acquire() {
       return capture.capture(capturing.acquire);
@@ -205,24 +206,23 @@ async function stackCapture() {
     [`${DEEP_CALLER_FRAMES}-deep caller`, (pool) => atDepth(DEEP_CALLER_FRAMES, () => pool.acquire())],
     [`${LIBRARY_PATH_FRAMES}-frame library path`, (pool) => library.acquireThrough(pool)],
   ];
-  // V8's part alone on the library path: as many frames as the windows rule takes there, read by
-  // prepare functions that only ask V8 for what any exact capture must (each frame's script, to
-  // find the application) or for every field the cache key reads (structured-frames.ts).
-  library.acquireThrough(capturing);
-  const libraryWindow = capture.unreadFramesAt(capturing.acquire);
-  const v8Alone = (prepare) => {
-    const pool = { acquire: () => readPrepared(pool.acquire, libraryWindow, prepare) };
-    return pool;
-  };
-  const v8Shapes = [
-    [`V8 alone, ${libraryWindow} frames: scripts`, v8Alone(readScripts)],
-    [`V8 alone, ${libraryWindow} frames: key fields`, v8Alone(readKeyFields)],
-  ];
+  // V8's part alone, for the direct caller and the library path: as many frames as the windows
+  // rule takes there, read by prepare functions that only ask V8 for what any exact capture must
+  // (each frame's script, to find the application) or for every field the cache key reads
+  // (structured-frames.ts). Net of the same shape's plain call.
+  const v8Shapes = [];
+  for (const [shapeName, call] of [shapes[0], shapes[2]]) {
+    const frames = windowTakenBy(call, ownDirs);
+    for (const [reads, prepare] of [['scripts', readScripts], ['key fields', readKeyFields]]) {
+      const pool = { acquire: () => readPrepared(pool.acquire, frames, prepare) };
+      v8Shapes.push({ shapeName, name: `V8 alone, ${frames} frames: ${reads}`, task: `${shapeName}: V8 alone, ${reads}`, run: () => call(pool) });
+    }
+  }
   const best = new Map();
   for (let round = 0; round < 5; round++) {
     const bench = new Bench({ time: TIME_MS / 2, warmupTime: 50 });
     bench.add('floor', floorCapture);
-    for (const [name, pool] of v8Shapes) bench.add(name, () => library.acquireThrough(pool));
+    for (const { task, run } of v8Shapes) bench.add(task, run);
     // The harness's own cost per iteration, taken off the floor as the plain calls are taken off the captures.
     bench.add('empty', () => undefined);
     for (const [name, call] of shapes) {
@@ -239,13 +239,24 @@ async function stackCapture() {
     const net = best.get(`${name} / capture`) - best.get(`${name} / plain`);
     lines.push(`  ${name.padEnd(26)} ${net.toFixed(2).padStart(6)} µs = ${(net / floor).toFixed(2)}× floor`);
   }
-  const libraryPlain = best.get(`${LIBRARY_PATH_FRAMES}-frame library path / plain`);
-  lines.push(`  the ${LIBRARY_PATH_FRAMES}-frame library path's frames, V8's part alone (the least an exact capture of it costs):`);
-  for (const [name] of v8Shapes) {
-    const net = best.get(name) - libraryPlain;
-    lines.push(`    ${name.padEnd(34)} ${net.toFixed(2).padStart(6)} µs = ${(net / floor).toFixed(2)}× floor`);
+  lines.push("  V8's part alone on the same frames: each frame's script read (the least any exact capture pays), then every field the cache key reads:");
+  for (const { shapeName, name, task } of v8Shapes) {
+    const net = best.get(task) - best.get(`${shapeName} / plain`);
+    lines.push(`    ${`${shapeName}, ${name}`.padEnd(58)} ${net.toFixed(2).padStart(6)} µs = ${(net / floor).toFixed(2)}× floor`);
   }
   return lines;
+}
+
+/** Frames the windows rule takes for `call`'s shape of caller, learned by a capture of its own. */
+function windowTakenBy(call, ownDirs) {
+  const learner = createStackCapture({ maxFrames: 50, ownDirs });
+  const pool = {
+    acquire() {
+      return learner.capture(pool.acquire);
+    },
+  };
+  call(pool);
+  return learner.unreadFramesAt(pool.acquire);
 }
 
 /** Reads each frame's script, which telling application frames from the rest needs. */
