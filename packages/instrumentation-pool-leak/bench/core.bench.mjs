@@ -17,6 +17,7 @@ const { LeaseCore } = require('../build/src/core/lease-core.js');
 const { LeaseQueue } = require('../build/src/core/lease-queue.js');
 const { createStackCapture } = require('../build/src/call-site/stack.js');
 const { readPrepared } = require('../build/src/call-site/v8-frames.js');
+const { FrameFields } = require('../build/src/call-site/structured-frames.js');
 const semconv = require('../build/src/signals/semconv.js');
 
 const TIME_MS = Number(process.env.POOL_LEAK_BENCH_CORE_MS ?? 400);
@@ -192,12 +193,7 @@ async function statementCheck() {
  */
 async function stackCapture() {
   const ownDirs = [fileURLToPath(new URL('../build/src/', import.meta.url))];
-  const capture = createStackCapture({ maxFrames: 50, ownDirs });
-  const capturing = {
-    acquire() {
-      return capture.capture(capturing.acquire);
-    },
-  };
+  const capturing = capturingPool(createStackCapture({ maxFrames: 50, ownDirs }));
   const plain = { acquire: () => undefined };
   const library = libraryPath();
   const direct = (pool) => pool.acquire();
@@ -208,8 +204,8 @@ async function stackCapture() {
   ];
   // V8's part alone, for the direct caller and the library path: as many frames as the windows
   // rule takes there, read by prepare functions that only ask V8 for what any exact capture must
-  // (each frame's script, to find the application) or for every field the cache key reads
-  // (structured-frames.ts). Net of the same shape's plain call.
+  // (each frame's script, to find the application) or for every field the cache key reads (through
+  // the key's own FrameFields.add, so the two cannot drift). Net of the same shape's plain call.
   const v8Shapes = [];
   for (const [shapeName, call] of [shapes[0], shapes[2]]) {
     const frames = windowTakenBy(call, ownDirs);
@@ -247,14 +243,20 @@ async function stackCapture() {
   return lines;
 }
 
+/** A pool whose `acquire` captures the stack above itself with `capture`. */
+function capturingPool(capture) {
+  const pool = {
+    acquire() {
+      return capture.capture(pool.acquire);
+    },
+  };
+  return pool;
+}
+
 /** Frames the windows rule takes for `call`'s shape of caller, learned by a capture of its own. */
 function windowTakenBy(call, ownDirs) {
   const learner = createStackCapture({ maxFrames: 50, ownDirs });
-  const pool = {
-    acquire() {
-      return learner.capture(pool.acquire);
-    },
-  };
+  const pool = capturingPool(learner);
   call(pool);
   return learner.unreadFramesAt(pool.acquire);
 }
@@ -265,17 +267,14 @@ function readScripts(_error, sites) {
   return '';
 }
 
-/** Reads what the structured cache key reads of every frame (see structured-frames.ts). */
+const keyFields = new FrameFields();
+
+/** Reads each frame's script and what the structured cache key reads of it (structured-frames.ts). */
 function readKeyFields(_error, sites) {
+  keyFields.reset();
   for (const site of sites) {
     site.getScriptNameOrSourceURL();
-    site.isAsync();
-    site.getPosition();
-    const functionName = site.getFunctionName();
-    if (!site.isConstructor() && !site.isToplevel()) {
-      site.getTypeName();
-      if (functionName === null) site.getMethodName();
-    }
+    keyFields.add(site, 0);
   }
   return '';
 }
