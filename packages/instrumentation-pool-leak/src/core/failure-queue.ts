@@ -12,10 +12,11 @@ const EXCEPTION_EVENT = 'exception';
 /** Everything a failed checkout's span still needs, decided at the moment of the failure. */
 export interface FailedCheckout {
   /**
-   * The checkout whose span this is, or the span itself when it started at the request. Read
-   * only when the span is finished: a checkout that queued starts its span then (see
-   * `Lease.span`), so the spans of a storm's queued failures are made, ended and exported in one
-   * go instead of waiting in this queue.
+   * The checkout whose span this is, or, when that span started at the request, a holder of the
+   * span itself (the lease keeps only its context once it ended). Read only when the span is
+   * finished: a checkout that queued starts its span then (see `Lease.span`), so the spans of a
+   * storm's queued failures are made, ended and exported in one go instead of waiting in this
+   * queue.
    */
   readonly checkout: { readonly span: Span };
   readonly error: unknown;
